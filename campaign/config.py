@@ -1,0 +1,141 @@
+"""Where settings come from: environment, the local server's credentials file, and defaults.
+
+Every value knows its source, so `campaign config show` can say where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from campaign.errors import ConfigError
+
+ENV_HOME = "CAMPAIGN_HOME"
+ENV_API_URL = "ARGILLA_API_URL"
+ENV_API_KEY = "ARGILLA_API_KEY"
+ENV_HF_TOKEN = "HF_TOKEN"
+CREDENTIALS_FILENAME = "credentials.json"
+SECRET_KEYS = frozenset({"api_key", "password", "hf_token", "token"})
+
+
+def default_home() -> Path:
+    """The per-user data dir of the local server: $CAMPAIGN_HOME, else XDG data home."""
+    if env := os.environ.get(ENV_HOME):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "argilla-campaign"
+
+
+def credentials_path(home: Path | None = None) -> Path:
+    """The credentials file that `campaign server start` writes in its data dir."""
+    return (home or default_home()) / CREDENTIALS_FILENAME
+
+
+def read_credentials(path: Path) -> dict[str, str]:
+    """Read a credentials file, checking that it has the keys the CLI needs."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"No credentials file at {path}. Run 'campaign server start' first."
+        raise ConfigError(msg) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        msg = f"Cannot read credentials file {path}: {exc}. Delete it and run 'campaign server start' again."
+        raise ConfigError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"Credentials file {path} must hold a JSON object."
+        raise ConfigError(msg)
+    missing = [key for key in ("api_url", "api_key") if not isinstance(data.get(key), str) or not data[key]]
+    if missing:
+        msg = f"Credentials file {path} lacks {', '.join(missing)}. Run 'campaign server start' to rewrite it."
+        raise ConfigError(msg)
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def write_private_json(path: Path, data: dict[str, object]) -> None:
+    """Write JSON readable by the owner only (0600), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One effective value and where it came from."""
+
+    value: str | None
+    source: str
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach Argilla: URL and API key, each with its source."""
+
+    api_url: Setting
+    api_key: Setting
+    extras: dict[str, Setting] = field(default_factory=dict)
+
+    def as_report(self) -> dict[str, dict[str, str | None]]:
+        """Every value with its source, secrets redacted."""
+        items = {"api_url": self.api_url, "api_key": self.api_key, **self.extras}
+        return {
+            name: {"value": redact(name, setting.value), "source": setting.source}
+            for name, setting in items.items()
+        }
+
+
+def redact(name: str, value: str | None) -> str | None:
+    """Hide a secret's value, keeping only whether it is set."""
+    if value is None or name not in SECRET_KEYS:
+        return value
+    return "***" if value else ""
+
+
+def resolve_connection(*, home: Path | None = None) -> Connection:
+    """Find the Argilla to talk to: ARGILLA_API_URL/ARGILLA_API_KEY win over the local credentials file."""
+    env_url = os.environ.get(ENV_API_URL)
+    env_key = os.environ.get(ENV_API_KEY)
+    cred_path = credentials_path(home)
+    creds: dict[str, str] = {}
+    if (not env_url or not env_key) and cred_path.exists():
+        creds = read_credentials(cred_path)
+    api_url = (
+        Setting(env_url, f"env {ENV_API_URL}")
+        if env_url
+        else Setting(creds.get("api_url"), str(cred_path))
+        if creds
+        else Setting(None, "unset")
+    )
+    api_key = (
+        Setting(env_key, f"env {ENV_API_KEY}")
+        if env_key
+        else Setting(creds.get("api_key"), str(cred_path))
+        if creds
+        else Setting(None, "unset")
+    )
+    hf = os.environ.get(ENV_HF_TOKEN)
+    extras = {"hf_token": Setting(hf, f"env {ENV_HF_TOKEN}") if hf else Setting(None, "unset")}
+    return Connection(api_url=api_url, api_key=api_key, extras=extras)
+
+
+def require_connection(*, home: Path | None = None) -> tuple[str, str]:
+    """The URL and key to use, or an error that says how to get them."""
+    conn = resolve_connection(home=home)
+    if not conn.api_url.is_set or not conn.api_key.is_set:
+        msg = (
+            "No Argilla server configured. Start the local one with 'campaign server start', "
+            f"or set {ENV_API_URL} and {ENV_API_KEY}."
+        )
+        raise ConfigError(msg)
+    assert conn.api_url.value is not None and conn.api_key.value is not None
+    return conn.api_url.value, conn.api_key.value
