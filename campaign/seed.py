@@ -1,0 +1,751 @@
+"""distilabel outputs -> record payloads: column contracts, row validation, stable ids, shuffled slots.
+
+This module is offline: it reads sources (see `campaign.readers`) and produces plain
+`RecordPayload`s that `campaign.client` logs to Argilla.
+
+Input columns recognised without a mapping (the first one present wins):
+    - prompt: instruction, prompt, input, inputs
+    - responses: generations (list), generation, response, completion, targets
+    - models: generation_models, generation_model, model_name
+    - ratings, rationales: ratings, rationales (UltraFeedback; ratings may be None or hold None)
+    - judge: model_name, when a ratings column is present (UltraFeedback writes the judge's
+      model there, and the generators' models come from generation_models)
+    - language: language
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from campaign.errors import InputError, UsageError
+from campaign.readers import DEFAULT_BATCH_SIZE, SourceReader, open_source
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "TEMPLATES",
+    "ColumnMapping",
+    "PlanPreview",
+    "RecordPayload",
+    "RecordPlan",
+    "SeedOptions",
+    "SeedReport",
+    "SkipExample",
+    "SourceReader",
+    "SuggestionPayload",
+    "describe_plan",
+    "open_source",
+    "plan_records",
+    "prompt_id",
+    "record_id",
+    "resolve_mapping",
+]
+
+TEMPLATES = ("rating", "ranking", "binary")
+MIN_RESPONSES = 2
+MAX_RESPONSES = 8
+DEFAULT_MAX_CHARS = 100_000
+RATING_RANGE = (1, 5)
+DEFAULT_AGENT = "ultrafeedback"
+HUMAN_MODEL = "human"
+ID_HEX_CHARS = 32
+EXAMPLES_PER_REASON = 3
+
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "prompt": ("instruction", "prompt", "input", "inputs"),
+    "responses": ("generations", "generation", "response", "completion", "targets"),
+    "models": ("generation_models", "generation_model", "model_name"),
+    "ratings": ("ratings",),
+    "rationales": ("rationales",),
+    "judge": ("model_name",),
+    "language": ("language",),
+}
+MAPPING_KEYS = tuple(CANDIDATES)
+# Columns that hold lists in distilabel outputs; in CSV they arrive as JSON strings.
+_LIST_COLUMNS = frozenset({"generations", "generation_models", "ratings", "rationales"})
+
+# Reasons a row (or, for binary, a completion) is skipped.
+EMPTY_PROMPT = "empty prompt"
+WRONG_TYPE = "wrong type"
+TOO_FEW = "too few responses"
+TOO_MANY = "too many responses"
+EMPTY_RESPONSE = "empty response"
+TOO_LONG = "text too long"
+DUPLICATE_PROMPT = "duplicate prompt"
+DUPLICATE_COMPLETION = "duplicate completion"
+# Reasons a kept row gets no judge suggestion.
+RATING_NONE = "judge rating is None"
+RATING_OUT_OF_RANGE = "judge rating out of range"
+RATINGS_WRONG_TYPE = "judge ratings of wrong type"
+RATINGS_LENGTH = "judge ratings do not match responses"
+
+
+@dataclass(frozen=True)
+class SeedOptions:
+    """What to build from a source: template, number of responses, round and run controls."""
+
+    template: str
+    responses: int = 2
+    round: int = 1
+    source_name: str | None = None
+    language: str | None = None
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    shuffle: bool = True
+    seed: int = 0
+    strict: bool = False
+    max_chars: int = DEFAULT_MAX_CHARS
+    limit: int | None = None
+    sample: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            msg = f"Unknown template {self.template!r}; choose one of {', '.join(TEMPLATES)}."
+            raise UsageError(msg)
+        if self.template != "binary" and not MIN_RESPONSES <= self.responses <= MAX_RESPONSES:
+            msg = f"--responses must be between {MIN_RESPONSES} and {MAX_RESPONSES}, got {self.responses}."
+            raise UsageError(msg)
+        for name in ("round", "max_chars", "batch_size"):
+            if getattr(self, name) < 1:
+                msg = f"{name} must be at least 1, got {getattr(self, name)}."
+                raise UsageError(msg)
+        for name in ("limit", "sample"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                msg = f"--{name} must be at least 1, got {value}."
+                raise UsageError(msg)
+        unknown = sorted(set(self.mapping) - set(MAPPING_KEYS))
+        if unknown:
+            msg = f"Unknown --map field {', '.join(unknown)}; the fields are {', '.join(MAPPING_KEYS)}."
+            raise UsageError(msg)
+
+
+@dataclass(frozen=True)
+class SuggestionPayload:
+    """A judge suggestion for one question."""
+
+    question: str
+    value: Any
+    agent: str
+    score: float | None = None
+
+    def to_argilla_dict(self) -> dict[str, Any]:
+        """Keyword arguments for `argilla.Suggestion`."""
+        return {
+            "question_name": self.question,
+            "value": self.value,
+            "agent": self.agent,
+            "score": self.score,
+            "type": "model",
+        }
+
+
+@dataclass(frozen=True)
+class RecordPayload:
+    """One Argilla record, as plain data: stable id, fields, metadata and suggestions."""
+
+    id: str
+    fields: dict[str, str]
+    metadata: dict[str, str | int]
+    suggestions: list[SuggestionPayload] = field(default_factory=list)
+
+    def to_argilla_dict(self) -> dict[str, Any]:
+        """Keyword arguments for `argilla.Record` (suggestions as `argilla.Suggestion` kwargs)."""
+        return {
+            "id": self.id,
+            "fields": dict(self.fields),
+            "metadata": dict(self.metadata),
+            "suggestions": [s.to_argilla_dict() for s in self.suggestions],
+        }
+
+
+@dataclass(frozen=True)
+class SkipExample:
+    """A skipped row (or a kept row without suggestion): where, and why."""
+
+    source: str
+    row: int
+    reason: str
+    detail: str
+    kind: str = "row"  # "row": the row was skipped; "suggestion": kept without judge suggestion
+
+
+@dataclass
+class SeedReport:
+    """Counts filled while records are planned: rows read, records, skips by reason."""
+
+    rows_read: int = 0
+    records: int = 0
+    suggestions: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    suggestion_skipped: Counter[str] = field(default_factory=Counter)
+    not_sampled: int = 0
+    examples: list[SkipExample] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    mappings: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def rows_skipped(self) -> int:
+        """Rows (or binary completions) skipped, all reasons together."""
+        return sum(self.skipped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "sources": list(self.sources),
+            "rows_read": self.rows_read,
+            "records": self.records,
+            "suggestions": self.suggestions,
+            "rows_skipped": self.rows_skipped,
+            "skipped": dict(self.skipped.most_common()),
+            "suggestion_skipped": dict(self.suggestion_skipped.most_common()),
+            "not_sampled": self.not_sampled,
+            "examples": [asdict(e) for e in self.examples],
+            "mappings": self.mappings,
+        }
+
+    def _note(self, counter: Counter[str], example: SkipExample) -> None:
+        counter[example.reason] += 1
+        if counter[example.reason] <= EXAMPLES_PER_REASON:
+            self.examples.append(example)
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which source columns feed the prompt, responses, models, judge ratings and language."""
+
+    prompt: str
+    responses: tuple[str, ...]
+    models: tuple[str, ...] = ()
+    ratings: str | None = None
+    rationales: str | None = None
+    judge: str | None = None
+    language: str | None = None
+
+    def columns(self) -> list[str]:
+        """The source columns to read, each once."""
+        wanted = [self.prompt, *self.responses, *self.models]
+        wanted += [c for c in (self.ratings, self.rationales, self.judge, self.language) if c]
+        return list(dict.fromkeys(wanted))
+
+    def to_dict(self) -> dict[str, str]:
+        """The mapping as `field -> column` (comma-joined when several columns feed a field)."""
+        items: dict[str, str] = {"prompt": self.prompt, "responses": ",".join(self.responses)}
+        if self.models:
+            items["models"] = ",".join(self.models)
+        for name in ("ratings", "rationales", "judge", "language"):
+            value = getattr(self, name)
+            if value:
+                items[name] = value
+        return items
+
+
+def prompt_id(prompt: str) -> str:
+    """The stable id of a prompt: sha256 of its text, as hex."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+
+
+def record_id(template: str, prompt: str, responses: Sequence[str]) -> str:
+    """The stable id of a record: sha256 of template, prompt and responses (in source order)."""
+    payload = json.dumps([template, prompt, list(responses)], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+
+
+def slot_order(count: int, *, seed: int, record: str) -> list[int]:
+    """Source positions shown in slots 1..count, shuffled deterministically by (seed, record id)."""
+    digest = hashlib.sha256(f"{seed}:{record}".encode()).digest()
+    order = list(range(count))
+    random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
+    return order
+
+
+def resolve_mapping(
+    columns: Sequence[str],
+    template: str,
+    mapping: Mapping[str, str] | None = None,
+    *,
+    schema: pa.Schema | None = None,
+    source: str = "source",
+) -> ColumnMapping:
+    """Pick the columns for each input field (explicit mapping first) and check the contract."""
+    if template not in TEMPLATES:
+        msg = f"Unknown template {template!r}; choose one of {', '.join(TEMPLATES)}."
+        raise UsageError(msg)
+    mapping = dict(mapping or {})
+    unknown = sorted(set(mapping) - set(MAPPING_KEYS))
+    if unknown:
+        msg = f"Unknown --map field {', '.join(unknown)}; the fields are {', '.join(MAPPING_KEYS)}."
+        raise UsageError(msg)
+    available = list(columns)
+    explicit: dict[str, tuple[str, ...]] = {}
+    for key, value in mapping.items():
+        names = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        missing = [n for n in names if n not in available]
+        if not names or missing:
+            msg = (
+                f"{source}: --map {key}={value} names no column that exists "
+                f"({', '.join(missing) or 'empty'}); the columns are: {', '.join(available)}."
+            )
+            raise InputError(msg)
+        if len(names) > 1 and key not in ("responses", "models"):
+            msg = f"--map {key}= takes one column, got {value!r}."
+            raise UsageError(msg)
+        explicit[key] = names
+
+    def auto(key: str, exclude: Sequence[str] = ()) -> str | None:
+        return next((c for c in CANDIDATES[key] if c in available and c not in exclude), None)
+
+    prompt = explicit["prompt"][0] if "prompt" in explicit else auto("prompt")
+    if prompt is None:
+        msg = (
+            f"{source}: no prompt column; looked for {', '.join(CANDIDATES['prompt'])} among the columns "
+            f"{', '.join(available)}. Name it with --map prompt=COLUMN."
+        )
+        raise InputError(msg)
+    if "responses" in explicit:
+        responses = explicit["responses"]
+    else:
+        found = auto("responses", exclude=[prompt])
+        if found is None:
+            msg = (
+                f"{source}: no responses column; looked for {', '.join(CANDIDATES['responses'])} among the "
+                f"columns {', '.join(available)}. Name it with --map responses=COLUMN (or COL_A,COL_B)."
+            )
+            raise InputError(msg)
+        responses = (found,)
+    ratings = explicit["ratings"][0] if "ratings" in explicit else auto("ratings")
+    # UltraFeedback overwrites model_name with the judge's model: with ratings present,
+    # model_name names the judge, and generators come only from generation_model(s).
+    if "models" in explicit:
+        models = explicit["models"]
+    else:
+        exclude = ["model_name"] if ratings else []
+        found_models = auto("models", exclude=exclude)
+        models = (found_models,) if found_models else ()
+    if "judge" in explicit:
+        judge: str | None = explicit["judge"][0]
+    else:
+        judge = auto("judge") if ratings else None
+        if judge in models:
+            judge = None
+    rationales = explicit["rationales"][0] if "rationales" in explicit else auto("rationales")
+    language = explicit["language"][0] if "language" in explicit else auto("language")
+    result = ColumnMapping(
+        prompt=prompt,
+        responses=responses,
+        models=models,
+        ratings=ratings,
+        rationales=rationales,
+        judge=judge,
+        language=language,
+    )
+    if schema is not None:
+        _check_schema(result, schema, source)
+    return result
+
+
+def _check_schema(mapping: ColumnMapping, schema: pa.Schema, source: str) -> None:
+    """Check column types where the source declares them, before any row is read."""
+    import pyarrow as pa
+
+    def is_text(t: pa.DataType) -> bool:
+        return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
+
+    def is_list_of(t: pa.DataType, item: Any) -> bool:
+        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            return bool(item(t.value_type))
+        return False
+
+    def is_number(t: pa.DataType) -> bool:
+        return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t))
+
+    def fail(role: str, column: str, expected: str) -> None:
+        msg = (
+            f"{source}: column {column!r} ({role}) has type {schema.field(column).type}, "
+            f"expected {expected}. "
+            f"Map another column with --map {role}=COLUMN."
+        )
+        raise InputError(msg)
+
+    if not is_text(schema.field(mapping.prompt).type):
+        fail("prompt", mapping.prompt, "text")
+    for column in mapping.responses:
+        kind = schema.field(column).type
+        if not (is_text(kind) or is_list_of(kind, is_text)):
+            fail("responses", column, "text or a list of texts")
+    for column in mapping.models:
+        kind = schema.field(column).type
+        if not (is_text(kind) or is_list_of(kind, is_text)):
+            fail("models", column, "text or a list of texts")
+    if mapping.ratings:
+        kind = schema.field(mapping.ratings).type
+        if not (is_list_of(kind, is_number) or is_number(kind) or is_text(kind)):
+            fail("ratings", mapping.ratings, "a list of numbers")
+
+
+@dataclass
+class _Row:
+    prompt: str
+    responses: list[str]
+    models: list[str | None]
+    ratings: list[int | None] | None
+    judge: str
+    language: str | None
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class RecordPlan(Iterator[list[RecordPayload]]):
+    """Record payloads in batches, planned lazily; `report` fills as batches are taken.
+
+    The column contract of every source is checked when the plan is made, before any row
+    is read.
+    """
+
+    def __init__(
+        self,
+        readers: SourceReader | Sequence[SourceReader],
+        options: SeedOptions,
+        *,
+        report: SeedReport | None = None,
+    ) -> None:
+        self.readers = [readers] if isinstance(readers, SourceReader) else list(readers)
+        if not self.readers:
+            msg = "No seed source given."
+            raise UsageError(msg)
+        self.options = options
+        self.report = report if report is not None else SeedReport()
+        self.mappings = [
+            resolve_mapping(r.columns, options.template, options.mapping, schema=r.schema, source=r.name)
+            for r in self.readers
+        ]
+        for reader, mapping in zip(self.readers, self.mappings, strict=True):
+            self.report.sources.append(reader.name)
+            self.report.mappings[reader.name] = mapping.to_dict()
+        self._seen_prompts: set[bytes] = set()
+        self._batches = self._plan()
+
+    def __iter__(self) -> RecordPlan:
+        return self
+
+    def __next__(self) -> list[RecordPayload]:
+        return next(self._batches)
+
+    def _plan(self) -> Iterator[list[RecordPayload]]:
+        options = self.options
+        records = self._records()
+        if options.sample is not None:
+            records = self._sampled(records, options.sample)
+        remaining = options.limit
+        batch: list[RecordPayload] = []
+        for record in records:
+            batch.append(record)
+            self.report.records += 1
+            self.report.suggestions += len(record.suggestions)
+            if remaining is not None:
+                remaining -= 1
+            if len(batch) >= options.batch_size or remaining == 0:
+                yield batch
+                batch = []
+            if remaining == 0:
+                return
+        if batch:
+            yield batch
+
+    def _records(self) -> Iterator[RecordPayload]:
+        for reader, mapping in zip(self.readers, self.mappings, strict=True):
+            source = self.options.source_name or reader.name
+            number = 0
+            for rows in reader.iter_batches(self.options.batch_size, columns=mapping.columns()):
+                for row in rows:
+                    number += 1
+                    self.report.rows_read += 1
+                    yield from self._row_records(row, number, reader.name, source, mapping)
+
+    def _sampled(self, records: Iterator[RecordPayload], size: int) -> Iterator[RecordPayload]:
+        """A deterministic sample of `size` records: the smallest hashes of (seed, id), memory O(size)."""
+        heap: list[tuple[int, int, RecordPayload]] = []
+        total = 0
+        for position, record in enumerate(records):
+            total += 1
+            key = int.from_bytes(
+                hashlib.sha256(f"{self.options.seed}:{record.id}".encode()).digest()[:8], "big"
+            )
+            if len(heap) < size:
+                heapq.heappush(heap, (-key, position, record))
+            elif -heap[0][0] > key:
+                heapq.heapreplace(heap, (-key, position, record))
+        self.report.not_sampled += total - len(heap)
+        for _, _, record in sorted(heap, key=lambda item: item[1]):
+            yield record
+
+    def _skip(self, reader: str, number: int, reason: str, detail: str) -> None:
+        if self.options.strict:
+            msg = f"{reader} row {number}: {reason} ({detail}). Fix the row, or drop --strict to skip it."
+            raise InputError(msg)
+        self.report._note(self.report.skipped, SkipExample(reader, number, reason, detail))
+
+    def _no_suggestion(self, reader: str, number: int, reason: str, detail: str) -> None:
+        example = SkipExample(reader, number, reason, detail, kind="suggestion")
+        self.report._note(self.report.suggestion_skipped, example)
+
+    def _row_records(
+        self, raw: dict[str, Any], number: int, reader: str, source: str, mapping: ColumnMapping
+    ) -> Iterator[RecordPayload]:
+        try:
+            row = self._validate(raw, mapping)
+        except _Skip as skip:
+            self._skip(reader, number, skip.reason, skip.detail)
+            return
+        key = hashlib.sha256(row.prompt.encode("utf-8")).digest()[:16]
+        if key in self._seen_prompts:
+            self._skip(reader, number, DUPLICATE_PROMPT, f"prompt {_preview(row.prompt)} was seen before")
+            return
+        self._seen_prompts.add(key)
+        ratings = self._checked_ratings(raw, row, mapping, reader, number)
+        if self.options.template == "binary":
+            yield from self._binary_records(row, ratings, reader, number, source)
+        else:
+            yield self._comparison_record(row, ratings, source)
+
+    def _validate(self, raw: dict[str, Any], mapping: ColumnMapping) -> _Row:
+        options = self.options
+        prompt = raw.get(mapping.prompt)
+        if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+            raise _Skip(EMPTY_PROMPT, f"column {mapping.prompt!r} is empty")
+        if not isinstance(prompt, str):
+            raise _Skip(WRONG_TYPE, f"column {mapping.prompt!r} holds {type(prompt).__name__}, not text")
+        if len(prompt) > options.max_chars:
+            raise _Skip(TOO_LONG, f"prompt has {len(prompt)} characters, the limit is {options.max_chars}")
+        responses = _gather(raw, mapping.responses, what="responses")
+        for position, response in enumerate(responses):
+            if response is None or (isinstance(response, str) and not response.strip()):
+                raise _Skip(EMPTY_RESPONSE, f"response {position} (0-based) is empty")
+            if not isinstance(response, str):
+                raise _Skip(WRONG_TYPE, f"response {position} holds {type(response).__name__}, not text")
+            if len(response) > options.max_chars:
+                detail = (
+                    f"response {position} has {len(response)} characters, the limit is {options.max_chars}"
+                )
+                raise _Skip(TOO_LONG, detail)
+        wanted = 1 if options.template == "binary" else options.responses
+        if len(responses) < wanted:
+            raise _Skip(
+                TOO_FEW, f"{len(responses)} response(s), the {options.template} template needs {wanted}"
+            )
+        if options.template != "binary" and len(responses) > wanted:
+            detail = f"{len(responses)} responses, the {options.template} template shows {wanted}"
+            raise _Skip(TOO_MANY, detail + "; re-run with --responses to match")
+        models: list[str | None]
+        try:
+            found = _gather(raw, mapping.models, what="models") if mapping.models else []
+        except _Skip:
+            found = []
+        if found:
+            if len(found) == 1 and len(responses) > 1:
+                found = found * len(responses)
+            models = [m if isinstance(m, str) and m.strip() else None for m in found]
+        elif mapping.responses == ("targets",):
+            models = [HUMAN_MODEL] * len(responses)  # Aya rows: the targets are human answers
+        else:
+            models = []
+        judge = raw.get(mapping.judge) if mapping.judge else None
+        language = options.language
+        if language is None and mapping.language:
+            value = raw.get(mapping.language)
+            language = value if isinstance(value, str) and value.strip() else None
+        return _Row(
+            prompt=prompt,
+            responses=list(responses),
+            models=models,
+            ratings=None,
+            judge=judge if isinstance(judge, str) and judge.strip() else DEFAULT_AGENT,
+            language=language,
+        )
+
+    def _checked_ratings(
+        self, raw: dict[str, Any], row: _Row, mapping: ColumnMapping, reader: str, number: int
+    ) -> list[int | None] | None:
+        """Valid ratings per response (None where unusable); None when there is no ratings column."""
+        if not mapping.ratings:
+            return None
+        value = _decode_list(raw.get(mapping.ratings), mapping.ratings)
+        count = len(row.responses)
+        if value is None:
+            self._no_suggestion(reader, number, RATING_NONE, f"column {mapping.ratings!r} is empty")
+            return [None] * count
+        if not isinstance(value, list):
+            value = [value] if count == 1 else value
+        if not isinstance(value, list):
+            detail = f"column {mapping.ratings!r} holds {type(value).__name__}"
+            self._no_suggestion(reader, number, RATINGS_WRONG_TYPE, detail)
+            return [None] * count
+        if all(v is None for v in value):
+            self._no_suggestion(reader, number, RATING_NONE, f"column {mapping.ratings!r} holds only None")
+            return [None] * count
+        if len(value) != count:
+            detail = f"{len(value)} ratings for {count} responses"
+            self._no_suggestion(reader, number, RATINGS_LENGTH, detail)
+            return [None] * count
+        ratings: list[int | None] = []
+        reasons: dict[str, str] = {}
+        low, high = RATING_RANGE
+        for position, rating in enumerate(value):
+            if rating is None:
+                reasons.setdefault(RATING_NONE, f"rating {position} (0-based) is None")
+                ratings.append(None)
+            elif isinstance(rating, bool) or not isinstance(rating, int | float):
+                reasons.setdefault(RATINGS_WRONG_TYPE, f"rating {position} is {type(rating).__name__}")
+                ratings.append(None)
+            elif not float(rating).is_integer() or not low <= rating <= high:
+                reasons.setdefault(
+                    RATING_OUT_OF_RANGE, f"rating {position} is {rating}, expected {low}..{high}"
+                )
+                ratings.append(None)
+            else:
+                ratings.append(int(rating))
+        for reason, detail in reasons.items():
+            self._no_suggestion(reader, number, reason, detail)
+        return ratings
+
+    def _metadata(self, row: _Row, source: str) -> dict[str, str | int]:
+        metadata: dict[str, str | int] = {
+            "prompt_id": prompt_id(row.prompt),
+            "round": self.options.round,
+            "source": source,
+        }
+        if row.language:
+            metadata["language"] = row.language
+        return metadata
+
+    def _comparison_record(self, row: _Row, ratings: list[int | None] | None, source: str) -> RecordPayload:
+        options = self.options
+        identifier = record_id(options.template, row.prompt, row.responses)
+        count = len(row.responses)
+        order = (
+            slot_order(count, seed=options.seed, record=identifier) if options.shuffle else list(range(count))
+        )
+        fields = {"prompt": row.prompt}
+        metadata = self._metadata(row, source)
+        for slot, position in enumerate(order, start=1):
+            fields[f"response_{slot}"] = row.responses[position]
+            model = row.models[position] if position < len(row.models) else None
+            if model:
+                metadata[f"model_{slot}"] = model
+            metadata[f"source_index_{slot}"] = position
+        suggestions: list[SuggestionPayload] = []
+        # Partial judge output usually means a parse failure: suggest all slots or none.
+        if ratings is not None and all(r is not None for r in ratings):
+            if options.template == "rating":
+                suggestions = [
+                    SuggestionPayload(f"rating_{slot}", ratings[position], row.judge)
+                    for slot, position in enumerate(order, start=1)
+                ]
+            else:
+                best_first = sorted(
+                    range(1, count + 1), key=lambda s: (-(ratings[order[s - 1]] or 0), order[s - 1])
+                )
+                suggestions = [SuggestionPayload("ranking", [f"response_{s}" for s in best_first], row.judge)]
+        return RecordPayload(id=identifier, fields=fields, metadata=metadata, suggestions=suggestions)
+
+    def _binary_records(
+        self, row: _Row, ratings: list[int | None] | None, reader: str, number: int, source: str
+    ) -> Iterator[RecordPayload]:
+        seen: set[str] = set()
+        for position, completion in enumerate(row.responses):
+            if completion in seen:
+                self._skip(
+                    reader, number, DUPLICATE_COMPLETION, f"response {position} repeats an earlier one"
+                )
+                continue
+            seen.add(completion)
+            metadata = self._metadata(row, source)
+            model = row.models[position] if position < len(row.models) else None
+            if model:
+                metadata["model"] = model
+            metadata["source_index"] = position
+            suggestions = []
+            rating = ratings[position] if ratings is not None else None
+            if rating is not None and rating != 3:
+                suggestions.append(SuggestionPayload("label", "good" if rating >= 4 else "bad", row.judge))
+            yield RecordPayload(
+                id=record_id("binary", row.prompt, [completion]),
+                fields={"prompt": row.prompt, "completion": completion},
+                metadata=metadata,
+                suggestions=suggestions,
+            )
+
+
+def _gather(raw: dict[str, Any], columns: Sequence[str], *, what: str) -> list[Any]:
+    """The values of a list-valued field: one list column, one text column, or several columns."""
+    if len(columns) > 1:
+        return [raw.get(c) for c in columns]
+    column = columns[0]
+    value = _decode_list(raw.get(column), column)
+    if value is None:
+        return [None]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise _Skip(
+        WRONG_TYPE, f"column {column!r} ({what}) holds {type(value).__name__}, not text or a list of texts"
+    )
+
+
+def _decode_list(value: Any, column: str) -> Any:
+    """Decode a JSON list stored as text (CSV) in a column that distilabel writes as a list."""
+    if column in _LIST_COLUMNS and isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _preview(text: str, width: int = 40) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= width else flat[: width - 1] + "…")
+
+
+def plan_records(
+    readers: SourceReader | Sequence[SourceReader],
+    options: SeedOptions,
+    *,
+    report: SeedReport | None = None,
+) -> RecordPlan:
+    """Plan record payloads in batches; the column contract is checked before any row is read."""
+    return RecordPlan(readers, options, report=report)
+
+
+@dataclass(frozen=True)
+class PlanPreview:
+    """What a dry run shows: the first records and the report over the whole source."""
+
+    records: list[RecordPayload]
+    report: SeedReport
+
+
+def describe_plan(
+    readers: SourceReader | Sequence[SourceReader], options: SeedOptions, *, first: int = 5
+) -> PlanPreview:
+    """Plan every record without writing, keeping the first `first` payloads and the full report."""
+    plan = plan_records(readers, options)
+    kept: list[RecordPayload] = []
+    for batch in plan:
+        if len(kept) < first:
+            kept.extend(batch[: first - len(kept)])
+    return PlanPreview(records=kept, report=plan.report)
