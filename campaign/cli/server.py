@@ -1,0 +1,139 @@
+"""`campaign server`: the local Argilla that campaigns run on by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from campaign.cli._output import note, print_json, stdout
+
+home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="CAMPAIGN_HOME",
+    help="Data dir of the local server [default: $CAMPAIGN_HOME or ~/.local/share/argilla-campaign].",
+)
+
+
+@click.group()
+def server() -> None:
+    """Run a local, real Argilla server (SQLite, bundled Redis, web UI) on 127.0.0.1.
+
+    \b
+    Example:
+        campaign server start
+        campaign server status --json
+        campaign server stop
+    """
+
+
+@server.command()
+@home_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=6900, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
+@click.option(
+    "--database-url",
+    default=None,
+    help="PostgreSQL URL (postgresql+asyncpg://user:pass@host/db) instead of the default SQLite file.",
+)
+@click.option("--redis-url", default=None, help="Use an existing Redis instead of starting the bundled one.")
+@click.option("--no-speedups", is_flag=True, help="Run argilla-server's stock code path (benchmarks, triage).")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait until the server is healthy.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def start(
+    home: Path | None,
+    host: str,
+    port: int,
+    database_url: str | None,
+    redis_url: str | None,
+    no_speedups: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Start the local server and wait until it is healthy.
+
+    The first start creates the database and an owner account with a random password and API key,
+    stored in a credentials file (mode 0600) that every other command finds on its own.
+
+    \b
+    Example:
+        campaign server start --port 6900
+        campaign server start --database-url postgresql+asyncpg://argilla:secret@localhost/argilla
+    """
+    from campaign.server.manager import LocalServer, ServerOptions
+
+    local = LocalServer(home)
+    note(f"Starting the local Argilla server in {local.home} ...")
+    options = ServerOptions(
+        host=host, port=port, database_url=database_url, redis_url=redis_url, speedups=not no_speedups
+    )
+    status = local.start(options, timeout=timeout)
+    if as_json:
+        print_json(status.to_dict())
+        return
+    stdout.print(f"[green]Argilla is running[/green] at {status.url}")
+    stdout.print(f"  Log in as the owner with the username and password in {status.credentials_file}")
+    stdout.print("  Next: campaign init my-campaign --template rating")
+
+
+@server.command()
+@home_option
+def stop(home: Path | None) -> None:
+    """Stop the processes that 'campaign server start' started.
+
+    \b
+    Example:
+        campaign server stop
+    """
+    from campaign.server.manager import LocalServer
+
+    stopped = LocalServer(home).stop()
+    note("Stopped " + ", ".join(f"{name} (pid {pid})" for name, pid in stopped.items()) + ".")
+
+
+@server.command()
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: url, healthy, home, credentials_file, pids, versions.")
+def status(home: Path | None, as_json: bool) -> None:
+    """Show whether the local server runs and answers.
+
+    Exits with 1 when it is not healthy, so scripts can wait on it.
+
+    \b
+    Example:
+        campaign server status --json
+    """
+    from campaign.server.manager import LocalServer
+
+    report = LocalServer(home).status()
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        state = "[green]healthy[/green]" if report.healthy else "[red]not running[/red]"
+        stdout.print(f"Local server: {state}")
+        stdout.print(f"  url:          {report.url or '-'}")
+        stdout.print(f"  home:         {report.home}")
+        stdout.print(f"  credentials:  {report.credentials_file}")
+        stdout.print(f"  database:     {report.database}")
+        stdout.print("  processes:    " + ", ".join(f"{n}={p or '-'}" for n, p in report.pids.items()))
+        stdout.print("  versions:     " + ", ".join(f"{n} {v}" for n, v in report.versions.items()))
+    if not report.healthy:
+        raise click.exceptions.Exit(1)
+
+
+@server.command()
+@home_option
+@click.argument("process", type=click.Choice(["server", "worker", "redis", "prepare"]), default="server")
+@click.option("-n", "--lines", default=50, show_default=True, help="How many lines to show.")
+def logs(home: Path | None, process: str, lines: int) -> None:
+    """Print the last lines of a process's log.
+
+    \b
+    Example:
+        campaign server logs worker -n 100
+    """
+    from campaign.server.manager import LocalServer
+
+    click.echo(LocalServer(home).logs(process, lines=lines))

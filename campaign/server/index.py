@@ -1,0 +1,552 @@
+"""The search index of the local server: normalised SQLite tables plus FTS5 for text.
+
+It holds what argilla-server's Elasticsearch engine keeps in its documents (record status, metadata,
+suggestions, responses, text, vectors) and answers the same questions with SQL. The file is shared by
+the server and the worker processes; WAL mode lets one write while others read.
+
+This module knows nothing of argilla-server's ORM: `engine.py` turns models into the plain
+documents below, and turns search-engine filters into calls of `compile_filter`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS idx_meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS idx_datasets (dataset_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS idx_records (
+    rid INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL UNIQUE,
+    dataset_id TEXT NOT NULL,
+    external_id TEXT,
+    status TEXT,
+    inserted_at REAL,
+    updated_at REAL,
+    rnd INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_records_dataset ON idx_records (dataset_id, status);
+CREATE TABLE IF NOT EXISTS idx_metadata (
+    rid INTEGER NOT NULL, dataset_id TEXT NOT NULL, name TEXT NOT NULL, vtext TEXT, vnum REAL
+);
+CREATE INDEX IF NOT EXISTS idx_metadata_rid ON idx_metadata (rid);
+CREATE INDEX IF NOT EXISTS idx_metadata_text ON idx_metadata (dataset_id, name, vtext);
+CREATE INDEX IF NOT EXISTS idx_metadata_num ON idx_metadata (dataset_id, name, vnum);
+CREATE TABLE IF NOT EXISTS idx_suggestions (
+    rid INTEGER NOT NULL, dataset_id TEXT NOT NULL, question TEXT NOT NULL,
+    type TEXT, agent TEXT, score REAL, vtext TEXT, vnum REAL
+);
+CREATE INDEX IF NOT EXISTS idx_suggestions_rid ON idx_suggestions (rid, question);
+CREATE INDEX IF NOT EXISTS idx_suggestions_q ON idx_suggestions (dataset_id, question);
+CREATE TABLE IF NOT EXISTS idx_responses (
+    response_id TEXT PRIMARY KEY, rid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
+    user_id TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_responses_rid ON idx_responses (rid, user_id, status);
+CREATE INDEX IF NOT EXISTS idx_responses_user ON idx_responses (dataset_id, user_id, status);
+CREATE TABLE IF NOT EXISTS idx_response_values (
+    response_id TEXT NOT NULL, rid INTEGER NOT NULL, user_id TEXT NOT NULL,
+    question TEXT NOT NULL, vtext TEXT, vnum REAL
+);
+CREATE INDEX IF NOT EXISTS idx_response_values_rid ON idx_response_values (rid, question);
+CREATE INDEX IF NOT EXISTS idx_response_values_resp ON idx_response_values (response_id);
+CREATE TABLE IF NOT EXISTS idx_vectors (
+    rid INTEGER NOT NULL, dataset_id TEXT NOT NULL, settings_id TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (rid, settings_id)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS idx_text USING fts5 (
+    content, field UNINDEXED, rid UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+# The field name under which a record's text fields are indexed together, for queries over all fields.
+ALL_FIELDS = "*"
+_MAX_RANDOM = 2**62
+
+
+@dataclass
+class ValueRow:
+    """One indexed value: text for terms filters, number for range filters and sorts."""
+
+    vtext: str | None
+    vnum: float | None
+
+
+def value_rows(value: Any) -> list[ValueRow]:
+    """Flatten a metadata, suggestion or response value into filterable rows.
+
+    Numbers match both terms ("3") and ranges; strings match terms; lists match on any element.
+    Structured values (ranking lists of dicts, spans) are not filterable, as in the Elasticsearch engine.
+    """
+    if value is None or isinstance(value, dict):
+        return []
+    if isinstance(value, bool):
+        return [ValueRow(str(value).lower(), float(value))]
+    if isinstance(value, int):
+        return [ValueRow(str(value), float(value))]
+    if isinstance(value, float):
+        if math.isnan(value):
+            return []
+        text = str(int(value)) if value.is_integer() else repr(value)
+        return [ValueRow(text, value)]
+    if isinstance(value, str):
+        return [ValueRow(value, _as_number(value))]
+    if isinstance(value, list | tuple):
+        rows: list[ValueRow] = []
+        for item in value:
+            if isinstance(item, dict):
+                continue
+            rows.extend(value_rows(item))
+        return rows
+    return [ValueRow(str(value), None)]
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+@dataclass
+class ResponseDoc:
+    """A response as the index keeps it."""
+
+    response_id: str
+    user_id: str
+    status: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SuggestionDoc:
+    """A suggestion as the index keeps it."""
+
+    question: str
+    value: Any
+    type: str | None = None
+    agent: str | None = None
+    score: float | None = None
+
+
+@dataclass
+class RecordDoc:
+    """A record as the index keeps it."""
+
+    record_id: str
+    dataset_id: str
+    status: str
+    inserted_at: float
+    updated_at: float
+    external_id: str | None = None
+    texts: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    suggestions: list[SuggestionDoc] = field(default_factory=list)
+    responses: list[ResponseDoc] = field(default_factory=list)
+    vectors: dict[str, bytes] = field(default_factory=dict)
+
+
+def random_key(record_id: str) -> int:
+    """A stable pseudo-random key per record, used to give each user their own record order."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(record_id.encode(), digest_size=8).digest(), "big") % _MAX_RANDOM
+
+
+def user_key(user_id: str) -> int:
+    """The per-user seed that is mixed with each record's key."""
+    return random_key(f"user:{user_id}")
+
+
+class SearchIndex:
+    """One SQLite index file, shared by every process of a local server."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn.executescript(SCHEMA)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO idx_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE so concurrent writers queue instead of failing."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read query."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- datasets ---------------------------------------------------------------------------------
+
+    def create_dataset(self, dataset_id: str) -> None:
+        """Register a dataset's index (idempotent)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO idx_datasets (dataset_id) VALUES (?)", (dataset_id,))
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Drop a dataset's index and every document in it."""
+        with self.transaction() as conn:
+            rids = [row[0] for row in conn.execute("SELECT rid FROM idx_records WHERE dataset_id = ?", (dataset_id,))]
+            self._delete_children(conn, rids)
+            conn.execute("DELETE FROM idx_records WHERE dataset_id = ?", (dataset_id,))
+            conn.execute("DELETE FROM idx_datasets WHERE dataset_id = ?", (dataset_id,))
+
+    def dataset_ids(self) -> set[str]:
+        """The datasets that have an index."""
+        return {row[0] for row in self.query("SELECT dataset_id FROM idx_datasets")}
+
+    def count_records(self, dataset_id: str) -> int:
+        """How many records of a dataset are indexed."""
+        return int(self.query("SELECT count(*) FROM idx_records WHERE dataset_id = ?", (dataset_id,))[0][0])
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def upsert_records(self, docs: Iterable[RecordDoc]) -> int:
+        """Insert or replace whole record documents, in one transaction."""
+        docs = list(docs)
+        if not docs:
+            return 0
+        with self.transaction() as conn:
+            existing = self._rids(conn, [doc.record_id for doc in docs])
+            self._delete_children(conn, list(existing.values()))
+            conn.executemany(
+                "INSERT INTO idx_records (record_id, dataset_id, external_id, status, inserted_at, updated_at, rnd)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (record_id) DO UPDATE SET dataset_id = excluded.dataset_id,"
+                " external_id = excluded.external_id, status = excluded.status,"
+                " inserted_at = excluded.inserted_at, updated_at = excluded.updated_at",
+                [
+                    (d.record_id, d.dataset_id, d.external_id, d.status, d.inserted_at, d.updated_at,
+                     random_key(d.record_id))
+                    for d in docs
+                ],
+            )
+            rids = self._rids(conn, [doc.record_id for doc in docs])
+            text_rows: list[tuple[str, str, int]] = []
+            meta_rows: list[tuple[Any, ...]] = []
+            sugg_rows: list[tuple[Any, ...]] = []
+            resp_rows: list[tuple[Any, ...]] = []
+            value_rows_: list[tuple[Any, ...]] = []
+            vector_rows: list[tuple[Any, ...]] = []
+            for doc in docs:
+                rid = rids[doc.record_id]
+                texts = {name: text for name, text in doc.texts.items() if text}
+                text_rows.extend((text, name, rid) for name, text in texts.items())
+                if texts:
+                    text_rows.append(("\n".join(texts.values()), ALL_FIELDS, rid))
+                for name, value in doc.metadata.items():
+                    meta_rows.extend((rid, doc.dataset_id, name, v.vtext, v.vnum) for v in value_rows(value))
+                for s in doc.suggestions:
+                    sugg_rows.extend(self._suggestion_rows(rid, doc.dataset_id, s))
+                for r in doc.responses:
+                    resp_rows.append((r.response_id, rid, doc.dataset_id, r.user_id, r.status))
+                    value_rows_.extend(self._response_value_rows(rid, r))
+                vector_rows.extend((rid, doc.dataset_id, sid, blob) for sid, blob in doc.vectors.items())
+            conn.executemany("INSERT INTO idx_text (content, field, rid) VALUES (?, ?, ?)", text_rows)
+            conn.executemany("INSERT INTO idx_metadata VALUES (?, ?, ?, ?, ?)", meta_rows)
+            conn.executemany("INSERT INTO idx_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sugg_rows)
+            conn.executemany("INSERT OR REPLACE INTO idx_responses VALUES (?, ?, ?, ?, ?)", resp_rows)
+            conn.executemany("INSERT INTO idx_response_values VALUES (?, ?, ?, ?, ?, ?)", value_rows_)
+            conn.executemany("INSERT OR REPLACE INTO idx_vectors VALUES (?, ?, ?, ?)", vector_rows)
+        return len(docs)
+
+    def delete_records(self, record_ids: Iterable[str]) -> None:
+        """Remove records and everything indexed under them."""
+        with self.transaction() as conn:
+            rids = list(self._rids(conn, list(record_ids)).values())
+            self._delete_children(conn, rids)
+            conn.executemany("DELETE FROM idx_records WHERE rid = ?", [(rid,) for rid in rids])
+
+    def update_record_status(self, record_id: str, status: str) -> None:
+        """Set a record's status (the worker recomputes it when the distribution changes)."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE idx_records SET status = ? WHERE record_id = ?", (status, record_id))
+
+    def upsert_response(self, record_id: str, response: ResponseDoc) -> None:
+        """Add or replace one response of a record."""
+        with self.transaction() as conn:
+            rid = self._rids(conn, [record_id]).get(record_id)
+            if rid is None:
+                return
+            dataset_id = conn.execute("SELECT dataset_id FROM idx_records WHERE rid = ?", (rid,)).fetchone()[0]
+            conn.execute("DELETE FROM idx_response_values WHERE response_id = ?", (response.response_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO idx_responses VALUES (?, ?, ?, ?, ?)",
+                (response.response_id, rid, dataset_id, response.user_id, response.status),
+            )
+            conn.executemany(
+                "INSERT INTO idx_response_values VALUES (?, ?, ?, ?, ?, ?)", self._response_value_rows(rid, response)
+            )
+
+    def delete_response(self, response_id: str) -> None:
+        """Remove one response."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM idx_response_values WHERE response_id = ?", (response_id,))
+            conn.execute("DELETE FROM idx_responses WHERE response_id = ?", (response_id,))
+
+    def upsert_suggestion(self, record_id: str, suggestion: SuggestionDoc) -> None:
+        """Add or replace a record's suggestion for one question."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT rid, dataset_id FROM idx_records WHERE record_id = ?", (record_id,)
+            ).fetchone()
+            if row is None:
+                return
+            rid, dataset_id = row
+            conn.execute("DELETE FROM idx_suggestions WHERE rid = ? AND question = ?", (rid, suggestion.question))
+            conn.executemany(
+                "INSERT INTO idx_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self._suggestion_rows(rid, dataset_id, suggestion),
+            )
+
+    def delete_suggestion(self, record_id: str, question: str) -> None:
+        """Remove a record's suggestion for one question."""
+        with self.transaction() as conn:
+            conn.execute(
+                "DELETE FROM idx_suggestions WHERE question = ? AND rid ="
+                " (SELECT rid FROM idx_records WHERE record_id = ?)",
+                (question, record_id),
+            )
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def search(
+        self,
+        dataset_id: str,
+        *,
+        text: TextSearch | None = None,
+        where: Clause | None = None,
+        order: Sequence[Clause] = (),
+        user_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[tuple[str, float | None]], int]:
+        """Record ids and scores of one page of matches, and the total number of matches."""
+        clauses = ["r.dataset_id = ?"]
+        params: list[Any] = [dataset_id]
+        source = "idx_records r"
+        score_sql = "NULL"
+        join_params: list[Any] = []
+        if text is not None:
+            match = text.match_expression()
+            if match is None:
+                return [], 0
+            # One FTS row per (record, field), so the join yields each record at most once.
+            source = (
+                "idx_records r JOIN (SELECT rid AS hit_rid, -bm25(idx_text) AS hit_score FROM idx_text"
+                " WHERE idx_text MATCH ? AND field = ?) h ON h.hit_rid = r.rid"
+            )
+            score_sql = "h.hit_score"
+            join_params = [match, text.field or ALL_FIELDS]
+        if where is not None:
+            clauses.append(where.sql)
+            params.extend(where.params)
+        where_sql = " AND ".join(clauses)
+        params = [*join_params, *params]
+
+        total = int(self.query(f"SELECT count(*) FROM {source} WHERE {where_sql}", params)[0][0])
+        if total == 0 or limit <= 0:
+            return [], total
+
+        order_sql: list[str] = []
+        order_params: list[Any] = []
+        for clause in order:
+            order_sql.append(clause.sql)
+            order_params.extend(clause.params)
+        if not order_sql:
+            if text is not None:
+                order_sql.append("score DESC")
+            if user_id is not None:
+                # SQLite has no XOR: a ^ b == (a | b) - (a & b).
+                order_sql.append("((r.rnd | ?) - (r.rnd & ?))")
+                key = user_key(str(user_id))
+                order_params.extend([key, key])
+        order_sql.append("r.rid ASC")
+        sql = (
+            f"SELECT r.record_id, {score_sql} AS score FROM {source} WHERE {where_sql}"
+            f" ORDER BY {', '.join(order_sql)} LIMIT ? OFFSET ?"
+        )
+        rows = self.query(sql, [*params, *order_params, limit, offset])
+        return [(row[0], row[1]) for row in rows], total
+
+    def status_counts(self, dataset_id: str) -> dict[str, int]:
+        """Records per status."""
+        rows = self.query(
+            "SELECT status, count(*) FROM idx_records WHERE dataset_id = ? GROUP BY status", (dataset_id,)
+        )
+        return {str(status): int(count) for status, count in rows}
+
+    def user_status_counts(self, dataset_id: str, user_id: str) -> dict[str, int]:
+        """A user's responses per status."""
+        rows = self.query(
+            "SELECT status, count(*) FROM idx_responses WHERE dataset_id = ? AND user_id = ? GROUP BY status",
+            (dataset_id, user_id),
+        )
+        return {str(status): int(count) for status, count in rows}
+
+    def terms_metrics(self, dataset_id: str, name: str, max_terms: int) -> tuple[int, list[tuple[str, int]]]:
+        """Count of values and the most frequent terms of a metadata property."""
+        total = int(
+            self.query(
+                "SELECT count(*) FROM idx_metadata WHERE dataset_id = ? AND name = ? AND vtext IS NOT NULL",
+                (dataset_id, name),
+            )[0][0]
+        )
+        if total == 0:
+            return 0, []
+        rows = self.query(
+            "SELECT vtext, count(DISTINCT rid) AS n FROM idx_metadata WHERE dataset_id = ? AND name = ?"
+            " AND vtext IS NOT NULL GROUP BY vtext ORDER BY n DESC, vtext ASC LIMIT ?",
+            (dataset_id, name, min(total, max_terms)),
+        )
+        return total, [(str(term), int(n)) for term, n in rows]
+
+    def numeric_metrics(self, dataset_id: str, name: str) -> tuple[float | None, float | None]:
+        """Minimum and maximum of a numeric metadata property."""
+        row = self.query(
+            "SELECT min(vnum), max(vnum) FROM idx_metadata WHERE dataset_id = ? AND name = ?", (dataset_id, name)
+        )[0]
+        return row[0], row[1]
+
+    def vectors(
+        self, dataset_id: str, settings_id: str, where: Clause | None = None, text: TextSearch | None = None
+    ) -> tuple[list[str], list[bytes]]:
+        """Record ids and raw vectors of every record that passes the filters."""
+        clauses = ["r.dataset_id = ?", "v.settings_id = ?"]
+        params: list[Any] = [dataset_id, settings_id]
+        if text is not None:
+            match = text.match_expression()
+            if match is None:
+                return [], []
+            clauses.append("r.rid IN (SELECT rid FROM idx_text WHERE idx_text MATCH ? AND field = ?)")
+            params.extend([match, text.field or ALL_FIELDS])
+        if where is not None:
+            clauses.append(where.sql)
+            params.extend(where.params)
+        rows = self.query(
+            "SELECT r.record_id, v.value FROM idx_vectors v JOIN idx_records r ON r.rid = v.rid"
+            f" WHERE {' AND '.join(clauses)} ORDER BY r.rid",
+            params,
+        )
+        return [row[0] for row in rows], [row[1] for row in rows]
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rids(conn: sqlite3.Connection, record_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(record_ids), 500):
+            chunk = record_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                conn.execute(f"SELECT record_id, rid FROM idx_records WHERE record_id IN ({marks})", chunk).fetchall()
+            )
+        return found
+
+    @staticmethod
+    def _delete_children(conn: sqlite3.Connection, rids: list[int]) -> None:
+        for start in range(0, len(rids), 500):
+            chunk = rids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for table in ("idx_metadata", "idx_suggestions", "idx_responses", "idx_response_values", "idx_vectors",
+                          "idx_text"):
+                conn.execute(f"DELETE FROM {table} WHERE rid IN ({marks})", chunk)
+
+    @staticmethod
+    def _suggestion_rows(rid: int, dataset_id: str, s: SuggestionDoc) -> list[tuple[Any, ...]]:
+        score = s.score if isinstance(s.score, int | float) else None
+        rows = value_rows(s.value) or [ValueRow(None, None)]
+        return [(rid, dataset_id, s.question, s.type, s.agent, score, v.vtext, v.vnum) for v in rows]
+
+    @staticmethod
+    def _response_value_rows(rid: int, r: ResponseDoc) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for question, value in r.values.items():
+            rows.extend((r.response_id, rid, r.user_id, question, v.vtext, v.vnum) for v in value_rows(value))
+        return rows
+
+
+@dataclass(frozen=True)
+class Clause:
+    """A fragment of SQL over `idx_records r`, with its parameters."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+    @staticmethod
+    def all_of(clauses: Sequence[Clause]) -> Clause:
+        """Every clause holds."""
+        if not clauses:
+            return Clause("1")
+        return Clause(
+            " AND ".join(f"({c.sql})" for c in clauses), tuple(p for c in clauses for p in c.params)
+        )
+
+    @staticmethod
+    def any_of(clauses: Sequence[Clause]) -> Clause:
+        """At least one clause holds."""
+        if not clauses:
+            return Clause("0")
+        return Clause(" OR ".join(f"({c.sql})" for c in clauses), tuple(p for c in clauses for p in c.params))
+
+
+_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """A user's text query, over one field or all of them.
+
+    Like Elasticsearch's simple_query_string with the AND operator: every term must occur; quoted
+    text is a phrase; a trailing * is a prefix.
+    """
+
+    q: str
+    field: str | None = None
+
+    def match_expression(self) -> str | None:
+        """The FTS5 MATCH expression, or None when the query has no searchable word."""
+        parts: list[str] = []
+        for phrase, token in _TOKEN.findall(self.q):
+            if phrase:
+                words = _WORD.findall(phrase)
+                if words:
+                    parts.append('"' + " ".join(words) + '"')
+                continue
+            prefix = token.endswith("*")
+            words = _WORD.findall(token)
+            for i, word in enumerate(words):
+                star = "*" if prefix and i == len(words) - 1 else ""
+                parts.append(f'"{word}"{star}')
+        return " AND ".join(parts) if parts else None

