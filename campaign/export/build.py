@@ -1,0 +1,191 @@
+"""From a snapshot to validated, split TRL frames: the pure part of an export (no files written)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from campaign.consensus import ConsensusPolicy, Consolidation, consolidate_pairs, consolidate_unpaired
+from campaign.errors import NotEnoughData, UsageError
+from campaign.export.card import kto_weights
+from campaign.export.formats import FORMATS, AnnotatorMode, check_format, pseudonym, to_format
+from campaign.export.splits import check_test_size, split_by_prompt
+from campaign.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class FormatExport:
+    """One format's consensus accounting and its train/test frames."""
+
+    name: str
+    consolidation: Consolidation
+    splits: dict[str, pl.DataFrame]
+
+    @property
+    def rows(self) -> int:
+        """Examples across splits."""
+        return sum(frame.height for frame in self.splits.values())
+
+    def summary(self) -> dict[str, Any]:
+        """Counts (kept, dropped by reason, rows per split), KTO class balance and mean agreement."""
+        out = self.consolidation.as_dict()
+        out["splits"] = {split: frame.height for split, frame in self.splits.items()}
+        agreement = self.consolidation.frame.get_column("agreement").drop_nulls()
+        out["mean_agreement"] = round(float(agreement.mean()), 6) if agreement.len() else None  # type: ignore[arg-type]
+        if self.name == "kto":
+            labels = self.consolidation.frame.get_column("label")
+            desirable = int(labels.sum())
+            undesirable = labels.len() - desirable
+            out["balance"] = {
+                "desirable": desirable,
+                "undesirable": undesirable,
+                "suggested_weights": kto_weights(desirable, undesirable),
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Everything an export produced: frames per format, what was skipped, and how it was made."""
+
+    formats: dict[str, FormatExport]
+    skipped: dict[str, Consolidation]
+    snapshot_meta: dict[str, Any]
+    policy: dict[str, Any]
+    options: dict[str, Any]
+    rounds: list[int]
+    config_hash: str
+    info: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    hub_url: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for --json and logs."""
+        return {
+            "path": self.path,
+            "hub_url": self.hub_url,
+            "snapshot_id": self.snapshot_meta.get("snapshot_id"),
+            "config_hash": self.config_hash,
+            "rounds": self.rounds,
+            "formats": {name: fmt.summary() for name, fmt in self.formats.items()},
+            "skipped": {name: c.as_dict() for name, c in self.skipped.items()},
+        }
+
+
+def resolve_formats(formats: str | Iterable[str]) -> list[str]:
+    """'all' or a list of format names -> the ordered, checked list."""
+    names = [formats] if isinstance(formats, str) else list(formats)
+    if "all" in names:
+        return list(FORMATS)
+    for name in names:
+        check_format(name)
+    if not names:
+        msg = "Choose at least one format: dpo, orpo, kto or all."
+        raise UsageError(msg)
+    return [name for name in FORMATS if name in names]
+
+
+def _rounds(records: pl.DataFrame, rounds: Sequence[int] | None) -> list[int]:
+    available = sorted(r for r in records.get_column("round").unique().to_list() if r is not None)
+    if rounds is None:
+        return available
+    missing = sorted(set(rounds) - set(available))
+    if missing:
+        have = ", ".join(str(r) for r in available) or "none"
+        msg = f"Round(s) {', '.join(str(r) for r in missing)} not in the snapshot (rounds: {have})."
+        raise UsageError(msg)
+    return sorted(set(rounds))
+
+
+def _salt(meta: Mapping[str, Any]) -> str:
+    return str(meta.get("dataset_id") or meta.get("dataset") or meta.get("dataset_name") or "")
+
+
+def build_export(
+    snapshot: Snapshot,
+    *,
+    formats: str | Iterable[str] = "all",
+    policy: ConsensusPolicy | None = None,
+    rounds: Sequence[int] | None = None,
+    chat: bool = False,
+    system_prompt: str | None = None,
+    test_size: float = 0.1,
+    seed: int = 0,
+    annotators: AnnotatorMode = "omit",
+    name: str | None = None,
+    language: str | None = None,
+    license: str = "other",
+    agreement: Mapping[str, Any] | None = None,
+) -> ExportResult:
+    """Consensus, TRL columns, validation and train/test split for each format; nothing touches disk."""
+    policy = policy or ConsensusPolicy()
+    names = resolve_formats(formats)
+    check_test_size(test_size)
+    covered = _rounds(snapshot.records, rounds)
+    min_submitted = snapshot.meta.get("min_submitted")
+    consensus_args: dict[str, Any] = {
+        "policy": policy,
+        "min_submitted": int(min_submitted) if min_submitted else None,
+        "rounds": None if rounds is None else covered,
+    }
+    salt = _salt(snapshot.meta)
+    cache: dict[str, Consolidation] = {}
+    built: dict[str, FormatExport] = {}
+    skipped: dict[str, Consolidation] = {}
+    for fmt in names:
+        kind = "unpaired" if fmt == "kto" else "pairs"
+        if kind not in cache:
+            build = consolidate_unpaired if kind == "unpaired" else consolidate_pairs
+            cache[kind] = build(snapshot.records, snapshot.responses, snapshot.suggestions, **consensus_args)
+        consolidation = cache[kind]
+        if consolidation.rows == 0:
+            skipped[fmt] = consolidation
+            continue
+        frame = to_format(
+            consolidation.frame, fmt, chat=chat, system_prompt=system_prompt, annotators=annotators, salt=salt
+        )
+        built[fmt] = FormatExport(fmt, consolidation, split_by_prompt(frame, test_size=test_size, seed=seed))
+    if not built:
+        reasons = "; ".join(
+            f"{fmt}: {c.total} {c.unit}, dropped "
+            + (", ".join(f"{r}={n}" for r, n in sorted(c.dropped.items())) or "none")
+            for fmt, c in skipped.items()
+        )
+        msg = (
+            f"No example survived the consensus policy ({reasons}). Wait for more annotations "
+            "('campaign status'), or relax the policy (--min-margin, --method, --judge-fallback)."
+        )
+        raise NotEnoughData(msg)
+    policy_data = policy.model_dump(mode="json")
+    if annotators != "usernames":
+        policy_data["exclude_annotators"] = sorted(
+            pseudonym(user, salt=salt) for user in policy_data["exclude_annotators"]
+        )
+    options = {
+        "formats": names,
+        "rounds": "all" if rounds is None else covered,
+        "chat": chat,
+        "system_prompt": system_prompt,
+        "test_size": test_size,
+        "seed": seed,
+        "annotators": annotators,
+    }
+    config_hash = hashlib.sha256(
+        json.dumps({"policy": policy.model_dump(mode="json"), "options": options}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    info = {"name": name, "language": language, "license": license, "agreement": dict(agreement or {})}
+    return ExportResult(
+        formats=built,
+        skipped=skipped,
+        snapshot_meta=dict(snapshot.meta),
+        policy=policy_data,
+        options=options,
+        rounds=covered,
+        config_hash=config_hash,
+        info=info,
+    )

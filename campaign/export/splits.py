@@ -1,0 +1,35 @@
+"""Deterministic train/test split by prompt hash, so that no prompt lands in both splits."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+from campaign.errors import UsageError
+
+SPLITS = ("train", "test")
+
+
+def check_test_size(test_size: float) -> None:
+    """Refuse a test share outside [0, 1)."""
+    if not 0 <= test_size < 1:
+        msg = f"--test-size must be at least 0 and below 1, not {test_size}."
+        raise UsageError(msg)
+
+
+def is_test(prompt_id: str, *, test_size: float, seed: int) -> bool:
+    """Whether a prompt goes to the test split: sha256(seed:prompt_id) read as a fraction of 2**64."""
+    digest = hashlib.sha256(f"{seed}:{prompt_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < test_size
+
+
+def split_by_prompt(frame: pl.DataFrame, *, test_size: float, seed: int) -> dict[str, pl.DataFrame]:
+    """Train and test frames (row order kept) with every row of a prompt on the same side."""
+    check_test_size(test_size)
+    if frame.height == 0:
+        return {"train": frame, "test": frame.clear()}
+    prompt_ids = frame.get_column("prompt_id").unique().to_list()
+    test_ids = sorted(p for p in prompt_ids if is_test(str(p), test_size=test_size, seed=seed))
+    in_test = pl.col("prompt_id").is_in(pl.Series(test_ids, dtype=pl.String()))
+    return {"train": frame.filter(~in_test), "test": frame.filter(in_test)}

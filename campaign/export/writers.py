@@ -1,0 +1,194 @@
+"""Disk and Hub writers: an export folder is built beside its target and renamed into place in one step."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from campaign.errors import AuthenticationFailed, ConnectionFailed, NotFound, UsageError
+from campaign.export.build import ExportResult
+from campaign.export.card import render_card
+
+MANIFEST = "manifest.json"
+CARD = "README.md"
+PACKAGES = ("argilla-campaign", "polars", "pyarrow")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def write_frame(frame: pl.DataFrame, path: Path, *, jsonl: bool = False) -> None:
+    """Write one split as parquet (and jsonl beside it when asked)."""
+    frame.write_parquet(path, compression="zstd", statistics=True)
+    if jsonl:
+        frame.write_ndjson(path.with_suffix(".jsonl"))
+
+
+def build_manifest(result: ExportResult, files: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """What the folder holds and how it was made; no timestamps but the snapshot's own."""
+    meta = result.snapshot_meta
+    formats = {}
+    for name, fmt in result.formats.items():
+        summary = fmt.summary()
+        summary["files"] = files[name]
+        formats[name] = summary
+    return {
+        "campaign": result.info.get("name"),
+        "snapshot": {
+            "snapshot_id": meta.get("snapshot_id"),
+            "synced_at": meta.get("synced_at"),
+            "dataset": meta.get("dataset") or meta.get("dataset_name"),
+            "dataset_id": meta.get("dataset_id"),
+            "template": meta.get("template"),
+            "min_submitted": meta.get("min_submitted"),
+        },
+        "config_hash": result.config_hash,
+        "options": result.options,
+        "rounds": result.rounds,
+        "policy": result.policy,
+        "formats": formats,
+        "skipped": {name: c.as_dict() for name, c in result.skipped.items()},
+        "packages": _versions(),
+    }
+
+
+def _prepare_target(out: Path, *, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        msg = f"{out} exists and is not a folder; choose another --out."
+        raise UsageError(msg)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        msg = f"{out} exists and is not empty; choose another --out or pass --overwrite."
+        raise UsageError(msg)
+
+
+def _fill(folder: Path, result: ExportResult, *, jsonl: bool, repo_id: str | None) -> dict[str, Any]:
+    """Write data files, manifest and card into `folder`; return the manifest."""
+    files: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, fmt in result.formats.items():
+        (folder / name).mkdir()
+        files[name] = {}
+        for split, frame in fmt.splits.items():
+            if frame.height == 0:
+                continue
+            relative = f"{name}/{split}.parquet"
+            write_frame(frame, folder / relative, jsonl=jsonl)
+            files[name][split] = {
+                "path": relative,
+                "rows": frame.height,
+                "sha256": _sha256(folder / relative),
+            }
+    manifest = build_manifest(result, files)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    card = render_card(
+        manifest,
+        agreement=result.info.get("agreement"),
+        language=result.info.get("language"),
+        license=result.info.get("license") or "other",
+        repo_id=repo_id,
+    )
+    (folder / CARD).write_text(card, encoding="utf-8")
+    return manifest
+
+
+def write_export(
+    result: ExportResult,
+    out: Path | str,
+    *,
+    overwrite: bool = False,
+    jsonl: bool = False,
+    repo_id: str | None = None,
+) -> ExportResult:
+    """Write the export folder atomically: on any failure nothing is left at `out` that was not there."""
+    out = Path(out).absolute()
+    _prepare_target(out, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        _fill(staging, result, jsonl=jsonl, repo_id=repo_id)
+        os.chmod(staging, 0o755)  # mkdtemp makes 0700; an export folder is meant to be shared
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, trash / "old")
+            try:
+                os.replace(staging, out)
+            except BaseException:
+                os.replace(trash / "old", out)
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return replace(result, path=str(out))
+
+
+def push_to_hub(
+    folder: Path | str,
+    repo_id: str,
+    *,
+    private: bool = True,
+    token: str | None = None,
+    api: Any = None,
+    commit_message: str | None = None,
+) -> str:
+    """Create the dataset repo (private by default) and upload the folder in one commit; return its URL."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        msg = f"{folder} is not an export folder (no {MANIFEST}). Run 'campaign export --out {folder}' first."
+        raise NotFound(msg)
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if commit_message is None:
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            commit_message = f"Export from snapshot {manifest['snapshot']['snapshot_id']}"
+    try:
+        repo = api.create_repo(
+            repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True, token=token
+        )
+        api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type="dataset",
+            commit_message=commit_message or "Export from argilla-campaign",
+            token=token,
+        )
+    except HfHubHTTPError as exc:
+        status = getattr(exc.response, "status_code", None)
+        if status in (401, 403):
+            msg = f"The Hub refused to write {repo_id} ({status}). Run 'hf auth login' or set HF_TOKEN."
+            raise AuthenticationFailed(msg) from None
+        msg = f"Could not push to the Hub repo {repo_id}: {exc}. The export folder is intact at {folder}."
+        raise ConnectionFailed(msg) from None
+    url = getattr(repo, "url", None) or f"https://huggingface.co/datasets/{repo_id}"
+    return str(url)
