@@ -68,6 +68,14 @@ class SourceReader:
     def __iter__(self) -> Iterator[list[Row]]:
         return self.iter_batches()
 
+    @property
+    def short_name(self) -> str:
+        """A short label for metadata: the file or folder name (with the config), or the Hub id."""
+        if self.kind in ("hub", "rows"):
+            return self.name
+        base = Path(self.name.rsplit(":", 1)[0] if self.config else self.name).name
+        return f"{base}:{self.config}" if self.config else base
+
 
 def open_source(
     source: str | os.PathLike[str],
@@ -105,6 +113,19 @@ def open_source(
         return _open_hub(text, config=config, split=split, loader=loader)
     msg = f"No such file or folder: {text}. {SOURCE_HINT}"
     raise NotFound(msg)
+
+
+def rows_source(rows: Sequence[Row], *, name: str = "rows") -> SourceReader:
+    """A source over rows already in memory (tests, demos, small lists built in Python)."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+
+    def open_batches(batch_size: int, wanted: Sequence[str] | None) -> Iterator[list[Row]]:
+        selected = (({c: row.get(c) for c in wanted} if wanted is not None else dict(row)) for row in rows)
+        return _rebatch_rows(selected, batch_size)
+
+    return SourceReader(name=name, kind="rows", columns=tuple(columns), _open=open_batches)
 
 
 def distiset_configs(path: str | os.PathLike[str]) -> list[str]:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from campaign.errors import InputError, UsageError
-from campaign.readers import DEFAULT_BATCH_SIZE, SourceReader, open_source
+from campaign.readers import DEFAULT_BATCH_SIZE, SourceReader, open_source, rows_source
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,6 +47,7 @@ __all__ = [
     "prompt_id",
     "record_id",
     "resolve_mapping",
+    "rows_source",
 ]
 
 TEMPLATES = ("rating", "ranking", "binary")
@@ -467,7 +468,7 @@ class RecordPlan(Iterator[list[RecordPayload]]):
 
     def _records(self) -> Iterator[RecordPayload]:
         for reader, mapping in zip(self.readers, self.mappings, strict=True):
-            source = self.options.source_name or reader.name
+            source = self.options.source_name or reader.short_name
             number = 0
             for rows in reader.iter_batches(self.options.batch_size, columns=mapping.columns()):
                 for row in rows:
