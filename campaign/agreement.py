@@ -128,6 +128,8 @@ def _clean_strings(expr: pl.Expr) -> pl.Expr:
 def parse_values(values: pl.Series, *, level: Level) -> pl.Series:
     """Values as Float64 (numbers, or nominal values that are all numeric) or String (other nominal)."""
     dtype = values.dtype
+    if dtype == pl.Null:  # every value is missing
+        return values.cast(pl.Float64)
     if dtype.is_numeric():
         numeric = values.cast(pl.Float64)
         return numeric.fill_nan(None) if dtype.is_float() else numeric
