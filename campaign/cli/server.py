@@ -125,7 +125,7 @@ def status(home: Path | None, as_json: bool) -> None:
 
 @server.command()
 @home_option
-@click.argument("process", type=click.Choice(["server", "worker", "redis", "prepare"]), default="server")
+@click.argument("process", type=click.Choice(["server", "worker", "redis"]), default="server")
 @click.option("-n", "--lines", default=50, show_default=True, help="How many lines to show.")
 def logs(home: Path | None, process: str, lines: int) -> None:
     """Print the last lines of a process's log.

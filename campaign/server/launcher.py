@@ -10,8 +10,11 @@ Roles:
   reindex   rebuild the search index from the database
 
 Configuration comes from the environment that `campaign.server.manager` sets: ARGILLA_* settings,
-CAMPAIGN_SEARCH_INDEX, and for `prepare` the owner's CAMPAIGN_OWNER_* values (never argv, which
-other users can read).
+CAMPAIGN_SEARCH_INDEX, and CAMPAIGN_CREDENTIALS_FILE, the 0600 file that holds the owner's
+username, password and API key (secrets never travel in argv or the environment).
+
+`serve --prepare` runs the preparation in the server process before it listens, which saves one
+start of the interpreter and argilla-server's imports.
 """
 
 from __future__ import annotations
@@ -65,9 +68,8 @@ async def _upsert_owner() -> str:
     from argilla_server.database import AsyncSessionLocal
     from argilla_server.models import User, UserRole
 
-    username = os.environ["CAMPAIGN_OWNER_USERNAME"]
-    password = os.environ["CAMPAIGN_OWNER_PASSWORD"]
-    api_key = os.environ["CAMPAIGN_OWNER_API_KEY"]
+    creds = json.loads(Path(os.environ["CAMPAIGN_CREDENTIALS_FILE"]).read_text(encoding="utf-8"))
+    username, password, api_key = creds["username"], creds["password"], creds["api_key"]
     async with AsyncSessionLocal() as db:
         user = await accounts.get_user_by_username(db, username)
         if user is None:
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=6900)
     parser.add_argument("--dataset", action="append", help="reindex only these dataset ids")
+    parser.add_argument("--prepare", action="store_true", help="serve: prepare first, then listen")
     args = parser.parse_args(argv)
 
     _private_tempdir(args.role)
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "prepare":
         print(json.dumps(prepare()), flush=True)
     elif args.role == "serve":
+        if args.prepare:
+            print(json.dumps(prepare()), flush=True)
         serve(args.host, args.port)
     elif args.role == "worker":
         worker()

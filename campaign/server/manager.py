@@ -220,9 +220,8 @@ class LocalServer:
             redis_url = external_redis or self._start_redis(started)
             self._check_redis(redis_url, external=bool(external_redis))
             env = self._environment(database_url=database_url, redis_url=redis_url, speedups=options.speedups)
-            self._prepare(env, creds)
             started["server"] = self._spawn(
-                "server", ["serve", "--host", options.host, "--port", str(options.port)], env
+                "server", ["serve", "--prepare", "--host", options.host, "--port", str(options.port)], env
             )
             started["worker"] = self._spawn("worker", ["worker"], env)
             self._wait_healthy(creds["api_url"], creds["api_key"], started, timeout=timeout)
@@ -279,8 +278,8 @@ class LocalServer:
 
     def logs(self, name: str = "server", *, lines: int = 50) -> str:
         """The last lines of one process's log."""
-        if name not in (*PROCESS_NAMES, "prepare"):
-            msg = f"Unknown log {name!r}; choose one of: {', '.join((*PROCESS_NAMES, 'prepare'))}."
+        if name not in PROCESS_NAMES:
+            msg = f"Unknown log {name!r}; choose one of: {', '.join(PROCESS_NAMES)}."
             raise ServerError(msg)
         path = self.log_dir / f"{name}.log"
         if not path.exists():
@@ -331,7 +330,7 @@ class LocalServer:
         return creds
 
     def _environment(self, *, database_url: str | None, redis_url: str, speedups: bool) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGILLA_", "CAMPAIGN_OWNER_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ARGILLA_")}
         env.update(
             {
                 "ARGILLA_HOME_PATH": str(self.argilla_home),
@@ -341,6 +340,7 @@ class LocalServer:
                 "HF_HUB_DISABLE_TELEMETRY": "1",
                 "CAMPAIGN_SEARCH_INDEX": str(self.index_file),
                 "CAMPAIGN_RUN_DIR": str(self.run_dir),
+                "CAMPAIGN_CREDENTIALS_FILE": str(self.credentials_file),
                 "CAMPAIGN_SPEEDUPS": "1" if speedups else "0",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -390,32 +390,6 @@ class LocalServer:
         where = f"at {redact_url(redis_url)}" if external else f"(log: {self.log_dir / 'redis.log'})"
         msg = f"Redis did not answer {where}: {last}. Check that it runs, or pass another --redis-url."
         raise ServerError(msg)
-
-    def _prepare(self, env: dict[str, str], creds: dict[str, str]) -> None:
-        child_env = dict(env)
-        child_env.update(
-            {
-                "CAMPAIGN_OWNER_USERNAME": creds["username"],
-                "CAMPAIGN_OWNER_PASSWORD": creds["password"],
-                "CAMPAIGN_OWNER_API_KEY": creds["api_key"],
-            }
-        )
-        log_path = self.log_dir / "prepare.log"
-        with open(log_path, "ab") as log:
-            result = subprocess.run(
-                [sys.executable, "-m", LAUNCHER, "prepare"],
-                env=child_env,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                cwd=self.home,
-                check=False,
-            )
-        if result.returncode != 0:
-            msg = (
-                "Preparing the database failed (migrations, owner or search index). "
-                f"Last lines of {log_path}:\n{_tail(log_path, 8)}"
-            )
-            raise ServerError(msg)
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> int:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115  handed to the child
