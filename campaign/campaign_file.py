@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from campaign.consensus import ConsensusPolicy
 from campaign.errors import CampaignError, ConfigError, NotFound, UsageError
 from campaign.templates import (
     GUIDELINES_MAX_CHARS,
@@ -53,7 +54,7 @@ class CampaignFile(BaseModel):
     guidelines: str = GUIDELINES_FILENAME
     round: int = Field(default=1, ge=1)
     seed: int = 0
-    consensus: dict[str, Any] = Field(default_factory=dict)
+    consensus: ConsensusPolicy = Field(default_factory=ConsensusPolicy)
     export: dict[str, Any] = Field(default_factory=dict)
 
     _path: Path | None = PrivateAttr(default=None)
@@ -157,6 +158,16 @@ class CampaignFile(BaseModel):
         return {"path": str(self._path) if self._path else None, **self.model_dump(mode="json")}
 
 
+def model_keys(model: type[BaseModel]) -> set[str]:
+    """Every key a model and its nested models accept, for 'did you mean' hints."""
+    keys = set(model.model_fields)
+    for info in model.model_fields.values():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= model_keys(annotation)
+    return keys
+
+
 def find_campaign(path_or_dir: str | Path = ".") -> Path:
     """The campaign.yaml in a directory (or the file itself), or an error that says how to make one."""
     path = Path(path_or_dir).expanduser()
@@ -189,7 +200,7 @@ def load_campaign(path_or_dir: str | Path = ".") -> CampaignFile:
     try:
         campaign = CampaignFile.model_validate(data)
     except ValidationError as exc:
-        text = describe_validation_error(exc, path=path, root=root, known_keys=CampaignFile.model_fields)
+        text = describe_validation_error(exc, path=path, root=root, known_keys=model_keys(CampaignFile))
         raise ConfigError(text) from None
     campaign._path = path
     try:
@@ -309,6 +320,12 @@ def _scalar(value: Any) -> str:
     return json.dumps(value)
 
 
+def _commented(data: dict[str, Any]) -> str:
+    """A mapping as YAML lines behind '#   ', to document defaults without pinning them."""
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n")
+    return "\n".join(f"#   {line}" for line in text.splitlines())
+
+
 def render_campaign_yaml(campaign: CampaignFile, spec: TemplateSpec) -> str:
     """campaign.yaml text with every key explained in a comment."""
     low, high = spec.responses.min, spec.responses.max
@@ -346,8 +363,9 @@ round: {c.round}
 # Keep it fixed for the whole campaign, so that re-seeding gives the same order.
 seed: {c.seed}
 
-# Consensus policy for 'campaign export' (margins, tie policy, minimum annotators).
-# Leave it empty to use the defaults.
+# Consensus policy for 'campaign export'. Empty means the defaults, which are:
+{_commented(ConsensusPolicy().model_dump(mode="json"))}
+# To change one, replace {{}} with only the keys you need, e.g. "consensus: {{rating: {{min_margin: 2.0}}}}".
 consensus: {{}}
 
 # Options for 'campaign export' (formats, split, chat format). Leave it empty for the defaults.

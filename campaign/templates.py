@@ -166,6 +166,7 @@ _FIX_HINTS = {
     "string_type": " Write text; quote it if it looks like a number or true/false.",
     "bool_type": " Write true or false.",
     "dict_type": " Write a mapping of keys, or {} for none.",
+    "model_type": " Write a mapping of keys, or {} for the defaults.",
     "list_type": " Write a list, e.g. [1, 2, 3].",
     "literal_error": "",
 }

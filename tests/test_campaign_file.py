@@ -15,6 +15,7 @@ from campaign.campaign_file import (
     init_campaign,
     load_campaign,
 )
+from campaign.consensus import ConsensusPolicy
 from campaign.errors import ConfigError, NotFound, UsageError
 from campaign.templates import settings_summary
 
@@ -45,7 +46,7 @@ def test_init_round_trips(campaign_dir: Path) -> None:
     assert campaign.template == "rating"
     assert (campaign.responses, campaign.language, campaign.min_submitted) == (3, "nl", 3)
     assert (campaign.round, campaign.seed, campaign.guidelines) == (1, 0, "guidelines.md")
-    assert campaign.consensus == {} and campaign.export == {}
+    assert campaign.consensus == ConsensusPolicy() and campaign.export == {}
     assert campaign.path == campaign_dir / CAMPAIGN_FILENAME
     assert load_campaign(campaign_dir / CAMPAIGN_FILENAME).name == "dutch-dpo"
 
@@ -142,7 +143,19 @@ def test_init_with_custom_template_keeps_a_relative_path(tmp_path: Path) -> None
             "min_submitted",
             r"key 'min_submitted': .*greater than or equal",
         ),
-        ("consensus: {}", "consensus: strict", "consensus", r"key 'consensus': .*mapping"),
+        ("\nconsensus: {}", "\nconsensus: strict", "consensus", r"key 'consensus': .*mapping"),
+        (
+            "consensus: {}",
+            "consensus: {rating: {min_margn: 2}}",
+            "consensus",
+            r"unknown key 'consensus.rating.min_margn'. Did you mean 'min_margin'",
+        ),
+        (
+            "\nconsensus: {}",
+            "\nconsensus: {kto: {desirable_min: high}}",
+            "consensus",
+            r"consensus.kto.desirable_min",
+        ),
         ("seed: 0", "seed: 0\nseed: 1", "seed", r"key 'seed' is given twice"),
         ("\nname: dutch-dpo", "\n# no name", "name", r"missing required key 'name'. Add 'name: ...'"),
     ],
