@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from campaign.errors import AuthenticationFailed, ConnectionFailed, NotFound, UsageError
 from campaign.export.build import ExportResult
@@ -42,9 +43,24 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def _plain_type(dtype: pa.DataType) -> pa.DataType:
+    """Arrow's large string/list types as the plain ones `datasets` shows as Value('string') and lists."""
+    if pa.types.is_large_string(dtype):
+        return pa.string()
+    if pa.types.is_large_list(dtype) or pa.types.is_list(dtype):
+        return pa.list_(_plain_type(dtype.value_type))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, _plain_type(f.type), f.nullable) for f in dtype])
+    return dtype
+
+
 def write_frame(frame: pl.DataFrame, path: Path, *, jsonl: bool = False) -> None:
-    """Write one split as parquet (and jsonl beside it when asked)."""
-    frame.write_parquet(path, compression="zstd", statistics=True)
+    """Write one split as parquet with plain string types (and jsonl beside it when asked)."""
+    import pyarrow.parquet as pq
+
+    table = frame.to_arrow()
+    schema = pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in table.schema])
+    pq.write_table(table.cast(schema), path, compression="zstd")
     if jsonl:
         frame.write_ndjson(path.with_suffix(".jsonl"))
 

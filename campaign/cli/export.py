@@ -1,0 +1,237 @@
+"""`campaign export`: consensus exports for TRL (DPO, ORPO, KTO) to a folder or the Hub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from campaign.cli._output import note, print_json, stderr
+from campaign.errors import CampaignError, ConfigError, UsageError
+
+METHODS = ("mean", "median", "borda", "mean_rank", "majority", "unanimous")
+AGREEMENT_KEYS = (
+    "template",
+    "level",
+    "n_records",
+    "n_annotators",
+    "n_responses",
+    "overall",
+    "per_question",
+    "fleiss",
+    "kendall_w",
+)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Show library errors as one-line messages with their exit code (1 failure, 2 usage)."""
+    from campaign.cli import debug_enabled
+
+    try:
+        yield
+    except CampaignError as exc:
+        if debug_enabled():
+            raise
+        error = click.ClickException(str(exc))
+        error.exit_code = exc.exit_code
+        raise error from None
+
+
+def read_campaign_settings(campaign_dir: Path) -> dict[str, Any]:
+    """The parts of campaign.yaml an export uses: name, language, `consensus:` and `export.license`."""
+    import yaml
+
+    path = campaign_dir / "campaign.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        msg = f"Cannot read {path}: {exc}"
+        raise ConfigError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"{path} must be a mapping of keys (name: ..., consensus: ...)."
+        raise ConfigError(msg)
+    consensus = data.get("consensus") or {}
+    if not isinstance(consensus, dict):
+        msg = f"{path}: 'consensus' must be a mapping (method, min_margin, ...)."
+        raise ConfigError(msg)
+    export = data.get("export")
+    if not isinstance(export, dict):
+        export = {}
+    return {
+        "name": data.get("name") if isinstance(data.get("name"), str) else None,
+        "language": data.get("language") if isinstance(data.get("language"), str) else None,
+        "license": export.get("license") if isinstance(export.get("license"), str) else None,
+        "consensus": consensus,
+        "path": str(path),
+    }
+
+
+def _agreement_summary(snapshot: Any) -> dict[str, Any] | None:
+    """Campaign-level agreement for the card, without per-annotator rows (no usernames leave the machine)."""
+    template = snapshot.meta.get("template")
+    if not template:
+        return None
+    try:
+        from campaign.agreement import campaign_agreement
+
+        report = campaign_agreement(snapshot.responses, str(template))
+    except (ImportError, CampaignError, ValueError) as exc:
+        note(f"[yellow]Agreement left out of the card: {exc}[/yellow]")
+        return None
+    return {key: report[key] for key in AGREEMENT_KEYS if report.get(key) is not None}
+
+
+@click.command()
+@click.option(
+    "--campaign",
+    "campaign_dir",
+    default=".",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Campaign directory (or its campaign.yaml).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dpo", "orpo", "kto", "all"]),
+    default="all",
+    show_default=True,
+    help="Training format; 'all' writes one config per format.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path, file_okay=False), help="Folder to write the export to."
+)
+@click.option(
+    "--round", "round_numbers", type=int, multiple=True, help="Export only this round (repeatable)."
+)
+@click.option("--rounds", type=click.Choice(["all"]), help="Export every round (the default).")
+@click.option("--chat", is_flag=True, help="Conversational format: lists of {role, content} messages.")
+@click.option("--system-prompt", help="System message to put before each prompt (needs --chat).")
+@click.option(
+    "--test-size", type=float, default=0.1, show_default=True, help="Share of prompts in the test split."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the prompt-hash split.")
+@click.option("--jsonl", is_flag=True, help="Write jsonl files beside the parquet files.")
+@click.option("--min-margin", type=float, help="Minimum score margin between chosen and rejected.")
+@click.option("--method", type=click.Choice(METHODS), help="Consensus method of the campaign's template.")
+@click.option(
+    "--judge-fallback/--no-judge-fallback",
+    default=None,
+    help="Use judge suggestions for records without enough human responses.",
+)
+@click.option(
+    "--annotators",
+    type=click.Choice(["omit", "anonymised", "usernames"]),
+    default="omit",
+    show_default=True,
+    help="Add an 'annotators' column: left out, pseudonyms, or usernames.",
+)
+@click.option("--push-to-hub", "hub_repo", metavar="REPO", help="Also push to this Hub dataset repo.")
+@click.option("--public", is_flag=True, help="Make the Hub repo public (it is private by default).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def export(
+    campaign_dir: Path,
+    fmt: str,
+    out: Path | None,
+    round_numbers: tuple[int, ...],
+    rounds: str | None,
+    chat: bool,
+    system_prompt: str | None,
+    test_size: float,
+    seed: int,
+    jsonl: bool,
+    min_margin: float | None,
+    method: str | None,
+    judge_fallback: bool | None,
+    annotators: str,
+    hub_repo: str | None,
+    public: bool,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Export consensus preference data for TRL from the local snapshot.
+
+    Reads the snapshot that 'campaign status' syncs, applies the consensus policy
+    (the 'consensus:' section of campaign.yaml, then these flags), and writes
+    <format>/train.parquet and test.parquet, README.md and manifest.json.
+
+    \b
+    Example:
+        campaign status --campaign dutch-dpo
+        campaign export --campaign dutch-dpo --format dpo --out exports/dpo-r1 --round 1
+        campaign export --campaign haiku-kto --format all --chat --out exports/all
+        campaign export --campaign dutch-dpo --format dpo --push-to-hub me/dutch-dpo
+    """
+    from campaign.consensus import policy_from_mapping
+    from campaign.export import export_snapshot
+    from campaign.snapshot import load_snapshot
+
+    if campaign_dir.is_file():
+        campaign_dir = campaign_dir.parent
+    with _user_errors():
+        if round_numbers and rounds:
+            msg = "Use either --round N (repeatable) or --rounds all, not both."
+            raise UsageError(msg)
+        settings = read_campaign_settings(campaign_dir)
+        policy = policy_from_mapping(settings.get("consensus"), where=f"{settings.get('path')}: consensus")
+        policy = policy.with_overrides(method=method, min_margin=min_margin, judge_fallback=judge_fallback)
+        snapshot = load_snapshot(campaign_dir)
+        result = export_snapshot(
+            snapshot,
+            out,
+            formats=fmt,
+            policy=policy,
+            rounds=list(round_numbers) or None,
+            chat=chat,
+            system_prompt=system_prompt,
+            test_size=test_size,
+            seed=seed,
+            annotators=annotators,  # type: ignore[arg-type]
+            jsonl=jsonl,
+            overwrite=overwrite,
+            name=settings.get("name"),
+            language=settings.get("language"),
+            license=settings.get("license") or "other",
+            agreement=_agreement_summary(snapshot),
+            hub_repo=hub_repo,
+            private=not public,
+        )
+    summary = result.summary()
+    if as_json:
+        print_json(summary)
+        return
+    _render(summary)
+    click.echo(result.path or result.hub_url)
+
+
+def _render(summary: dict[str, Any]) -> None:
+    """Kept and dropped counts per format, on stderr."""
+    from rich.table import Table
+
+    table = Table(title=f"Export of snapshot {summary['snapshot_id'] or '-'}", title_justify="left")
+    for column in ("format", "kept", "train", "test", "dropped (reason: count)"):
+        table.add_column(column, justify="right" if column in ("train", "test") else "left")
+    rows = [(name, spec, "") for name, spec in summary["formats"].items()]
+    rows += [(name, spec, " (skipped: nothing kept)") for name, spec in summary["skipped"].items()]
+    for name, spec, flag in rows:
+        splits = spec.get("splits", {})
+        dropped = ", ".join(f"{reason}: {n}" for reason, n in spec["dropped"].items()) or "-"
+        table.add_row(
+            name + flag,
+            f"{spec['kept']}/{spec['total']} {spec['unit']}",
+            str(splits.get("train", 0)),
+            str(splits.get("test", 0)),
+            dropped,
+        )
+    stderr.print(table)
+    rounds = ", ".join(str(r) for r in summary["rounds"]) or "-"
+    note(f"Rounds: {rounds}. Config hash: {summary['config_hash']}.")
+    if summary.get("hub_url"):
+        note(f"Pushed to {summary['hub_url']}")
