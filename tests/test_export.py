@@ -416,3 +416,12 @@ def test_write_export_from_a_built_result(tmp_path):
     written = write_export(result, tmp_path / "o")
     assert written.path == str(tmp_path / "o") and result.path is None
     assert card_header(json.loads((tmp_path / "o" / "manifest.json").read_text()), language=None, license="x")
+
+
+def test_card_shows_agreement_table(tmp_path):
+    stat = {"statistic": "alpha", "level": "ordinal", "value": 0.8123, "n_units": 40}
+    agreement = {"overall": stat, "per_question": {"rating_1": {**stat, "value": None, "reason": "too few"}}}
+    export_snapshot(rating_campaign(10), tmp_path / "o", formats="dpo", agreement=agreement)
+    card = (tmp_path / "o" / "README.md").read_text()
+    assert "| overall | alpha | ordinal | 0.812 | 40 |" in card
+    assert "| rating_1 | alpha | ordinal | too few | 40 |" in card

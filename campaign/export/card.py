@@ -140,11 +140,34 @@ def render_card(
     parts.append("```yaml\n" + yaml.safe_dump(manifest["policy"], sort_keys=False) + "```\n")
     parts.append("## Agreement\n")
     if agreement:
-        parts.append("```json\n" + json.dumps(agreement, indent=2, sort_keys=True, default=str) + "\n```\n")
+        rows = _agreement_rows(agreement)
+        if rows:
+            parts.append(_table(rows, ["scope", "statistic", "level", "value", "units"]) + "\n")
+        parts.append(
+            "<details><summary>Full agreement report</summary>\n\n```json\n"
+            + json.dumps(agreement, indent=2, sort_keys=True, default=str)
+            + "\n```\n</details>\n"
+        )
     else:
         parts.append("No agreement report was attached; run `campaign status` for one.\n")
     parts.append(_usage(formats, repo_id=repo_id))
     return "\n".join(parts)
+
+
+def _agreement_rows(agreement: Mapping[str, Any]) -> list[list[Any]]:
+    """Table rows for the statistics in an agreement report (entries shaped like Statistic.to_dict())."""
+    scopes: list[tuple[str, Any]] = [("overall", agreement.get("overall"))]
+    per_question = agreement.get("per_question")
+    if isinstance(per_question, Mapping):
+        scopes += list(per_question.items())
+    scopes += [(key, agreement.get(key)) for key in ("fleiss", "kendall_w")]
+    rows = []
+    for scope, stat in scopes:
+        if isinstance(stat, Mapping) and "statistic" in stat:
+            value = stat.get("value")
+            shown = f"{value:.3f}" if isinstance(value, int | float) else (stat.get("reason") or "-")
+            rows.append([scope, stat["statistic"], stat.get("level") or "-", shown, stat.get("n_units", "-")])
+    return rows
 
 
 def _kto_section(spec: Mapping[str, Any]) -> str:
