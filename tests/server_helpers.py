@@ -27,7 +27,9 @@ def create_annotator(server_url: str, owner_key: str, username: str, workspace_i
     )
     created.raise_for_status()
     user = created.json()
-    api(server_url, owner_key, "POST", f"/workspaces/{workspace_id}/users", json={"user_id": user["id"]}).raise_for_status()
+    api(
+        server_url, owner_key, "POST", f"/workspaces/{workspace_id}/users", json={"user_id": user["id"]}
+    ).raise_for_status()
     user["password"] = password
     return dict(user)
 

@@ -13,9 +13,15 @@ from tests.server_helpers import api, create_annotator, submit
 N_RECORDS = 50
 
 
-def _search(server: Any, api_key: str, dataset_id: str, body: dict[str, Any], **params: Any) -> dict[str, Any]:
+def _search(
+    server: Any, api_key: str, dataset_id: str, body: dict[str, Any], **params: Any
+) -> dict[str, Any]:
     response = api(
-        server.api_url, api_key, "POST", f"/me/datasets/{dataset_id}/records/search", json=body,
+        server.api_url,
+        api_key,
+        "POST",
+        f"/me/datasets/{dataset_id}/records/search",
+        json=body,
         params={"limit": 100, **params},
     )
     assert response.status_code == 200, response.text
@@ -25,7 +31,13 @@ def _search(server: Any, api_key: str, dataset_id: str, body: dict[str, Any], **
 def _status_filter(*statuses: str) -> dict[str, Any]:
     return {
         "filters": {
-            "and": [{"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": list(statuses)}]
+            "and": [
+                {
+                    "type": "terms",
+                    "scope": {"entity": "response", "property": "status"},
+                    "values": list(statuses),
+                }
+            ]
         }
     }
 
@@ -47,7 +59,11 @@ def campaign_dataset(local_server: Any) -> dict[str, Any]:
     ]
     settings = rg.Settings(
         guidelines="Rate each response.",
-        fields=[rg.TextField(name="prompt"), rg.TextField(name="response_1"), rg.TextField(name="response_2")],
+        fields=[
+            rg.TextField(name="prompt"),
+            rg.TextField(name="response_1"),
+            rg.TextField(name="response_2"),
+        ],
         questions=[
             rg.RatingQuestion(name="rating_1", values=[1, 2, 3, 4, 5]),
             rg.RankingQuestion(name="ranking", values=["response_1", "response_2"], required=False),
@@ -79,8 +95,18 @@ def campaign_dataset(local_server: Any) -> dict[str, Any]:
     plan: list[tuple[str, int, dict[str, Any] | None, str]] = []
     for i in range(10):
         plan.append((a_key, i, {"rating_1": 4, "label": "good"}, "submitted"))
-        plan.append((b_key, i, {"rating_1": 5, "label": "good", "ranking": [
-            {"value": "response_1", "rank": 1}, {"value": "response_2", "rank": 2}]}, "submitted"))
+        plan.append(
+            (
+                b_key,
+                i,
+                {
+                    "rating_1": 5,
+                    "label": "good",
+                    "ranking": [{"value": "response_1", "rank": 1}, {"value": "response_2", "rank": 2}],
+                },
+                "submitted",
+            )
+        )
     plan += [(a_key, i, {"rating_1": 2, "label": "bad"}, "submitted") for i in range(10, 15)]
     plan += [(a_key, i, {"rating_1": 3}, "draft") for i in range(15, 18)]
     plan += [(a_key, 18, {"rating_1": 1}, "discarded"), (a_key, 19, None, "discarded")]
@@ -92,14 +118,19 @@ def campaign_dataset(local_server: Any) -> dict[str, Any]:
 
 def _all_records(server: Any, dataset_id: str) -> list[dict[str, Any]]:
     response = api(
-        server.api_url, server.api_key, "GET", f"/datasets/{dataset_id}/records",
+        server.api_url,
+        server.api_key,
+        "GET",
+        f"/datasets/{dataset_id}/records",
         params={"include": ["responses", "suggestions"], "limit": 1000},
     )
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
 
 
-def test_round_trip_reads_back_records_responses_and_suggestions(local_server: Any, campaign_dataset: Any) -> None:
+def test_round_trip_reads_back_records_responses_and_suggestions(
+    local_server: Any, campaign_dataset: Any
+) -> None:
     records = _all_records(local_server, str(campaign_dataset["dataset"].id))
     assert len(records) == N_RECORDS
     by_external = {r["external_id"]: r for r in records}
@@ -181,36 +212,89 @@ def test_me_search_order_is_stable_per_user_and_differs_between_users(
     assert sorted(orders[0]) == sorted(orders[1])
 
 
-def test_search_metadata_suggestion_and_response_value_filters(local_server: Any, campaign_dataset: Any) -> None:
+def test_search_metadata_suggestion_and_response_value_filters(
+    local_server: Any, campaign_dataset: Any
+) -> None:
     dataset_id = str(campaign_dataset["dataset"].id)
     key = local_server.api_key
     ids = campaign_dataset["ids"]
-    terms = {"filters": {"and": [{"type": "terms", "scope": {"entity": "metadata", "metadata_property": "source"},
-                                   "values": ["aya"]}]}}
+    terms = {
+        "filters": {
+            "and": [
+                {
+                    "type": "terms",
+                    "scope": {"entity": "metadata", "metadata_property": "source"},
+                    "values": ["aya"],
+                }
+            ]
+        }
+    }
     assert _search(local_server, key, dataset_id, terms)["total"] == 20
-    ranged = {"filters": {"and": [{"type": "range", "scope": {"entity": "metadata", "metadata_property": "round"},
-                                    "ge": 2, "le": 3}]}}
+    ranged = {
+        "filters": {
+            "and": [
+                {
+                    "type": "range",
+                    "scope": {"entity": "metadata", "metadata_property": "round"},
+                    "ge": 2,
+                    "le": 3,
+                }
+            ]
+        }
+    }
     assert _ids(_search(local_server, key, dataset_id, ranged)) == {
         ids[f"rec-{i:03d}"] for i in range(N_RECORDS) if 1 + i % 3 >= 2
     }
-    suggestion = {"filters": {"and": [{"type": "range", "scope": {"entity": "suggestion", "question": "rating_1",
-                                                                   "property": "value"}, "ge": 5}]}}
+    suggestion = {
+        "filters": {
+            "and": [
+                {
+                    "type": "range",
+                    "scope": {"entity": "suggestion", "question": "rating_1", "property": "value"},
+                    "ge": 5,
+                }
+            ]
+        }
+    }
     assert _ids(_search(local_server, key, dataset_id, suggestion)) == {
         ids[f"rec-{i:03d}"] for i in range(N_RECORDS) if i % 5 == 4
     }
-    agent = {"filters": {"and": [{"type": "terms", "scope": {"entity": "suggestion", "question": "rating_1",
-                                                              "property": "agent"}, "values": ["judge-model"]}]}}
+    agent = {
+        "filters": {
+            "and": [
+                {
+                    "type": "terms",
+                    "scope": {"entity": "suggestion", "question": "rating_1", "property": "agent"},
+                    "values": ["judge-model"],
+                }
+            ]
+        }
+    }
     assert _search(local_server, key, dataset_id, agent)["total"] == N_RECORDS
-    response_value = {"filters": {"and": [{"type": "terms", "scope": {"entity": "response", "question": "label"},
-                                            "values": ["bad"]}]}}
+    response_value = {
+        "filters": {
+            "and": [
+                {"type": "terms", "scope": {"entity": "response", "question": "label"}, "values": ["bad"]}
+            ]
+        }
+    }
     # In /me/ searches, response filters apply to the caller's own responses.
     assert _search(local_server, key, dataset_id, response_value)["total"] == 0
     a_key = campaign_dataset["annotators"][0]["api_key"]
     assert _ids(_search(local_server, a_key, dataset_id, response_value)) == {
         ids[f"rec-{i:03d}"] for i in range(10, 15)
     }
-    record_status = {"filters": {"and": [{"type": "terms", "scope": {"entity": "record", "property": "status"},
-                                           "values": ["completed"]}]}}
+    record_status = {
+        "filters": {
+            "and": [
+                {
+                    "type": "terms",
+                    "scope": {"entity": "record", "property": "status"},
+                    "values": ["completed"],
+                }
+            ]
+        }
+    }
     assert _search(local_server, key, dataset_id, record_status)["total"] == 10
 
 
@@ -221,28 +305,43 @@ def test_text_query_over_all_fields_and_one_field(local_server: Any, campaign_da
     assert everywhere["total"] == 10
     assert all(item["query_score"] > 0 for item in everywhere["items"])
     # Every term must match, possibly in different fields.
-    assert _search(local_server, key, dataset_id, {"query": {"text": {"q": "volcanoes second"}}})["total"] == 10
-    assert _search(local_server, key, dataset_id, {"query": {"text": {"q": "volcanoes", "field": "response_1"}}})[
-        "total"
-    ] == 0
-    assert _search(local_server, key, dataset_id, {"query": {"text": {"q": "answer 7", "field": "response_1"}}})[
-        "total"
-    ] == 1
+    assert (
+        _search(local_server, key, dataset_id, {"query": {"text": {"q": "volcanoes second"}}})["total"] == 10
+    )
+    assert (
+        _search(
+            local_server, key, dataset_id, {"query": {"text": {"q": "volcanoes", "field": "response_1"}}}
+        )["total"]
+        == 0
+    )
+    assert (
+        _search(local_server, key, dataset_id, {"query": {"text": {"q": "answer 7", "field": "response_1"}}})[
+            "total"
+        ]
+        == 1
+    )
 
 
 def test_sort_and_pagination(local_server: Any, campaign_dataset: Any) -> None:
     dataset_id = str(campaign_dataset["dataset"].id)
     key = local_server.api_key
-    body = {"sort": [{"scope": {"entity": "metadata", "metadata_property": "round"}, "order": "desc"},
-                     {"scope": {"entity": "record", "property": "inserted_at"}, "order": "asc"}]}
+    body = {
+        "sort": [
+            {"scope": {"entity": "metadata", "metadata_property": "round"}, "order": "desc"},
+            {"scope": {"entity": "record", "property": "inserted_at"}, "order": "asc"},
+        ]
+    }
     pages = [_search(local_server, key, dataset_id, body, limit=20, offset=offset) for offset in (0, 20, 40)]
     assert [len(p["items"]) for p in pages] == [20, 20, 10]
     seen = [item["record"]["id"] for page in pages for item in page["items"]]
     assert len(set(seen)) == N_RECORDS
     rounds = [item["record"]["metadata"]["round"] for page in pages for item in page["items"]]
     assert rounds == sorted(rounds, reverse=True)
-    by_score = {"sort": [{"scope": {"entity": "suggestion", "question": "rating_1", "property": "value"},
-                          "order": "asc"}]}
+    by_score = {
+        "sort": [
+            {"scope": {"entity": "suggestion", "question": "rating_1", "property": "value"}, "order": "asc"}
+        ]
+    }
     values = [item["record"]["id"] for item in _search(local_server, key, dataset_id, by_score)["items"]]
     ranks = {campaign_dataset["ids"][f"rec-{i:03d}"]: 1 + i % 5 for i in range(N_RECORDS)}
     assert [ranks[v] for v in values] == sorted(ranks.values())
@@ -250,12 +349,21 @@ def test_sort_and_pagination(local_server: Any, campaign_dataset: Any) -> None:
 
 def test_metadata_metrics(local_server: Any, campaign_dataset: Any) -> None:
     dataset = local_server.client().datasets("roundtrip", workspace="roundtrip")
-    props = api(local_server.api_url, local_server.api_key, "GET", f"/me/datasets/{dataset.id}/metadata-properties")
+    props = api(
+        local_server.api_url, local_server.api_key, "GET", f"/me/datasets/{dataset.id}/metadata-properties"
+    )
     by_name = {p["name"]: p["id"] for p in props.json()["items"]}
-    terms = api(local_server.api_url, local_server.api_key, "GET", f"/metadata-properties/{by_name['source']}/metrics")
-    assert terms.json() == {"type": "terms", "total": 50, "values": [
-        {"term": "synthetic", "count": 30}, {"term": "aya", "count": 20}]}
-    integer = api(local_server.api_url, local_server.api_key, "GET", f"/metadata-properties/{by_name['round']}/metrics")
+    terms = api(
+        local_server.api_url, local_server.api_key, "GET", f"/metadata-properties/{by_name['source']}/metrics"
+    )
+    assert terms.json() == {
+        "type": "terms",
+        "total": 50,
+        "values": [{"term": "synthetic", "count": 30}, {"term": "aya", "count": 20}],
+    }
+    integer = api(
+        local_server.api_url, local_server.api_key, "GET", f"/metadata-properties/{by_name['round']}/metrics"
+    )
     assert integer.json() == {"type": "integer", "min": 1, "max": 3}
 
 
@@ -270,7 +378,9 @@ def test_distribution_change_is_recomputed_by_the_worker(local_server: Any) -> N
         questions=[rg.LabelQuestion(name="label", labels=["good", "bad"])],
         distribution=rg.TaskDistribution(min_submitted=2),
     )
-    dataset = rg.Dataset(name="distribution", workspace="distribution", settings=settings, client=client).create()
+    dataset = rg.Dataset(
+        name="distribution", workspace="distribution", settings=settings, client=client
+    ).create()
     dataset.records.log([rg.Record(id=f"d{i}", fields={"prompt": f"p{i}"}) for i in range(6)])
     records = _all_records(local_server, str(dataset.id))
     for record in records[:3]:
@@ -300,10 +410,11 @@ def test_vector_similarity_search(local_server: Any) -> None:
     dataset = rg.Dataset(name="vectors", workspace="vectors", settings=settings, client=client).create()
     rng = random.Random(0)
     vectors = {f"v{i}": [rng.uniform(-1, 1) for _ in range(3)] for i in range(20)}
-    dataset.records.log([rg.Record(id=k, fields={"prompt": k}, vectors={"emb": v}) for k, v in vectors.items()])
+    dataset.records.log(
+        [rg.Record(id=k, fields={"prompt": k}, vectors={"emb": v}) for k, v in vectors.items()]
+    )
     target = vectors["v3"]
     found = list(dataset.records(query=rg.Query(similar=rg.Similar(name="emb", value=target)), limit=5))
     record, score = found[0]
     assert record.id == "v3"
     assert score == pytest.approx(1.0, abs=1e-5)
-

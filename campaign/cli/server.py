@@ -39,8 +39,12 @@ def server() -> None:
     help="PostgreSQL URL (postgresql+asyncpg://user:pass@host/db) instead of the default SQLite file.",
 )
 @click.option("--redis-url", default=None, help="Use an existing Redis instead of starting the bundled one.")
-@click.option("--no-speedups", is_flag=True, help="Run argilla-server's stock code path (benchmarks, triage).")
-@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait until the server is healthy.")
+@click.option(
+    "--no-speedups", is_flag=True, help="Run argilla-server's stock code path (benchmarks, triage)."
+)
+@click.option(
+    "--timeout", default=90.0, show_default=True, help="Seconds to wait until the server is healthy."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def start(
     home: Path | None,
@@ -95,7 +99,12 @@ def stop(home: Path | None) -> None:
 
 @server.command()
 @home_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: url, healthy, home, credentials_file, pids, versions.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: url, healthy, home, credentials_file, pids, versions.",
+)
 def status(home: Path | None, as_json: bool) -> None:
     """Show whether the local server runs and answers.
 

@@ -17,7 +17,15 @@ from uuid import UUID
 
 import numpy as np
 from argilla_server.enums import MetadataPropertyType, RecordSortField, ResponseStatusFilter, SimilarityOrder
-from argilla_server.models import Dataset, MetadataProperty, Record, Response, Suggestion, User, VectorSettings
+from argilla_server.models import (
+    Dataset,
+    MetadataProperty,
+    Record,
+    Response,
+    Suggestion,
+    User,
+    VectorSettings,
+)
 from argilla_server.search_engine.base import (
     AndFilter,
     Filter,
@@ -83,9 +91,7 @@ def _text_of(value: Any) -> str:
 
 def record_to_doc(record: Record, dataset: Dataset) -> RecordDoc:
     """The index document of a record, built from the attributes the Elasticsearch engine reads."""
-    texts = {
-        f.name: _text_of(record.fields.get(f.name)) for f in dataset.fields if not f.is_image
-    }
+    texts = {f.name: _text_of(record.fields.get(f.name)) for f in dataset.fields if not f.is_image}
     metadata: dict[str, Any] = {}
     if record.metadata_:
         for prop in dataset.metadata_properties:
@@ -104,7 +110,8 @@ def record_to_doc(record: Record, dataset: Dataset) -> RecordDoc:
         suggestions=[suggestion_to_doc(s) for s in (record.suggestions or [])],
         responses=[response_to_doc(r) for r in (record.responses or [])],
         vectors={
-            str(v.vector_settings_id): np.asarray(v.value, dtype=np.float32).tobytes() for v in (record.vectors or [])
+            str(v.vector_settings_id): np.asarray(v.value, dtype=np.float32).tobytes()
+            for v in (record.vectors or [])
         },
     )
 
@@ -124,7 +131,10 @@ def response_to_doc(response: Response) -> ResponseDoc:
     """The index form of a response: status, user and each question's value."""
     values = {q: (v or {}).get("value") for q, v in (response.values or {}).items()}
     return ResponseDoc(
-        response_id=str(response.id), user_id=str(response.user_id), status=str(response.status), values=values
+        response_id=str(response.id),
+        user_id=str(response.user_id),
+        status=str(response.status),
+        values=values,
     )
 
 
@@ -139,7 +149,9 @@ def compile_filter(filter: Filter) -> Clause:
     if isinstance(scope, ResponseFilterScope):
         return _response_filter(filter, scope)
     if isinstance(scope, MetadataFilterScope):
-        return _exists("idx_metadata m", "m.rid = r.rid AND m.name = ?", (scope.metadata_property,), filter, "m")
+        return _exists(
+            "idx_metadata m", "m.rid = r.rid AND m.name = ?", (scope.metadata_property,), filter, "m"
+        )
     if isinstance(scope, SuggestionFilterScope):
         return _suggestion_filter(filter, scope)
     if isinstance(scope, RecordFilterScope):
@@ -171,19 +183,27 @@ def _value_condition(filter: Filter, alias: str, text_col: str = "vtext", num_co
 
 def _exists(table: str, join: str, params: tuple[Any, ...], filter: Filter, alias: str) -> Clause:
     condition = _value_condition(filter, alias)
-    return Clause(f"EXISTS (SELECT 1 FROM {table} WHERE {join} AND {condition.sql})", params + condition.params)
+    return Clause(
+        f"EXISTS (SELECT 1 FROM {table} WHERE {join} AND {condition.sql})", params + condition.params
+    )
 
 
 def _suggestion_filter(filter: Filter, scope: SuggestionFilterScope) -> Clause:
-    columns = {"value": ("vtext", "vnum"), "score": ("score", "score"), "agent": ("agent", "agent"),
-               "type": ("type", "type")}
+    columns = {
+        "value": ("vtext", "vnum"),
+        "score": ("score", "score"),
+        "agent": ("agent", "agent"),
+        "type": ("type", "type"),
+    }
     if scope.property not in columns:
         msg = f"Cannot process request for search scope {scope}"
         raise ValueError(msg)
     text_col, num_col = columns[scope.property]
     if scope.property == "score" and isinstance(filter, TermsFilter):
         values = [float(v) for v in filter.values]
-        condition = Clause(f"s.score IN ({','.join('?' * len(values))})", tuple(values)) if values else Clause("0")
+        condition = (
+            Clause(f"s.score IN ({','.join('?' * len(values))})", tuple(values)) if values else Clause("0")
+        )
     else:
         condition = _value_condition(filter, "s", text_col, num_col)
     return Clause(
@@ -256,7 +276,9 @@ def response_status_clause(statuses: list[str], user_id: str | None) -> Clause:
     user_sql, user_params = (" AND p.user_id = ?", (user_id,)) if user_id else ("", ())
     options: list[Clause] = []
     if ResponseStatusFilter.pending.value in statuses:
-        options.append(Clause(f"NOT EXISTS (SELECT 1 FROM idx_responses p WHERE p.rid = r.rid{user_sql})", user_params))
+        options.append(
+            Clause(f"NOT EXISTS (SELECT 1 FROM idx_responses p WHERE p.rid = r.rid{user_sql})", user_params)
+        )
     others = [s for s in statuses if s != ResponseStatusFilter.pending.value]
     if others:
         marks = ",".join("?" * len(others))
@@ -287,7 +309,9 @@ def compile_order(order: Order, dataset: Dataset | None = None) -> Clause:
             (scope.metadata_property,),
         )
     if isinstance(scope, SuggestionFilterScope):
-        column = {"value": "vnum", "score": "score", "agent": "agent", "type": "type"}.get(scope.property, "vnum")
+        column = {"value": "vnum", "score": "score", "agent": "agent", "type": "type"}.get(
+            scope.property, "vnum"
+        )
         return Clause(
             f"(SELECT {aggregate}(s.{column}) FROM idx_suggestions s WHERE s.rid = r.rid AND s.question = ?)"
             f" {direction} NULLS LAST",
@@ -348,7 +372,11 @@ class SQLiteSearchEngine(SearchEngine):
     async def info(self) -> dict:
         import sqlite3
 
-        return {"engine": ENGINE_NAME, "version": {"number": sqlite3.sqlite_version}, "path": str(self.index.path)}
+        return {
+            "engine": ENGINE_NAME,
+            "version": {"number": sqlite3.sqlite_version},
+            "path": str(self.index.path),
+        }
 
     async def create_index(self, dataset: Dataset) -> None:
         self.index.create_dataset(str(dataset.id))
@@ -356,7 +384,9 @@ class SQLiteSearchEngine(SearchEngine):
     async def delete_index(self, dataset: Dataset) -> None:
         self.index.delete_dataset(str(dataset.id))
 
-    async def configure_metadata_property(self, dataset: Dataset, metadata_property: MetadataProperty) -> None:
+    async def configure_metadata_property(
+        self, dataset: Dataset, metadata_property: MetadataProperty
+    ) -> None:
         # Columns are generic: a new property needs no schema change. Existing records are not
         # re-indexed for it, as with Elasticsearch's put_mapping.
         return None
@@ -425,7 +455,9 @@ class SQLiteSearchEngine(SearchEngine):
         dataset_id = str(metadata_property.dataset_id)
         if metadata_property.type == MetadataPropertyType.terms:
             total, terms = self.index.terms_metrics(dataset_id, metadata_property.name, MAX_TERMS)
-            return TermsMetrics(total=total, values=[TermsMetrics.TermCount(term=t, count=n) for t, n in terms])
+            return TermsMetrics(
+                total=total, values=[TermsMetrics.TermCount(term=t, count=n) for t, n in terms]
+            )
         low, high = self.index.numeric_metrics(dataset_id, metadata_property.name)
         if metadata_property.type == MetadataPropertyType.integer:
             return IntegerMetadataMetrics(

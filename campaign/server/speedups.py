@@ -26,10 +26,9 @@ class Patch:
 
 
 def _sqlite_pragmas() -> None:
+    from argilla_server.settings import settings
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
-
-    from argilla_server.settings import settings
 
     if not settings.database_is_sqlite:
         return

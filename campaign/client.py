@@ -1,0 +1,429 @@
+"""The one place that talks to Argilla.
+
+It uses the argilla SDK where the SDK is sound (creating datasets from Settings, reading settings
+back) and the REST API where it falls short: the SDK crashes on discarded responses without values,
+drops users' API keys, and re-validates every record client-side. Idempotent calls are retried with
+backoff; every HTTP or connection error is translated once, here, into a `CampaignError`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from campaign.config import resolve_connection
+from campaign.errors import (
+    AuthenticationFailed,
+    CampaignError,
+    ConfigError,
+    Conflict,
+    ConnectionFailed,
+    InputError,
+    NotFound,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    import argilla as rg
+    import requests
+
+    from campaign.campaign_file import CampaignFile
+
+PAGE_SIZE = 1000
+BULK_SIZE = 500  # argilla-server's RECORDS_BULK_UPSERT_MAX_ITEMS
+TERMS_MAX = 250  # argilla-server's TERMS_FILTER_VALUES_MAX_ITEMS
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+_AGENT_INVALID = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
+
+
+def safe_agent(agent: str | None) -> str | None:
+    """An agent name that argilla-server accepts (letters, digits, -_:./ and spaces; 1-200 chars)."""
+    if agent is None:
+        return None
+    cleaned = _AGENT_INVALID.sub("-", agent).strip()[:200]
+    return cleaned if re.search(r"[a-zA-Z0-9]", cleaned) else None
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    """What `campaign create` did."""
+
+    created: bool
+    workspace_created: bool
+    dataset_id: str
+    url: str
+    differences: list[str] = field(default_factory=list)
+
+
+class ArgillaClient:
+    """A connection to one Argilla server, as one user."""
+
+    def __init__(self, api_url: str, api_key: str, *, timeout: float = 60.0, retries: int = 5) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self._session: requests.Session | None = None
+        self._sdk: rg.Argilla | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ArgillaClient({self.api_url!r})"
+
+    # -- transport --------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """A requests session that retries idempotent calls with exponential backoff."""
+        if self._session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+            from urllib3.util.retry import Retry
+
+            retry = Retry(
+                total=self.retries,
+                connect=self.retries,
+                read=self.retries,
+                status=self.retries,
+                backoff_factor=0.3,
+                status_forcelist=RETRY_STATUSES,
+                allowed_methods=frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"}),
+                raise_on_status=False,
+            )
+            session = requests.Session()
+            session.headers["X-Argilla-Api-Key"] = self._api_key
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            self._session = session
+        return self._session
+
+    def request(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> Any:
+        """Call `/api/v1{path}` and return its JSON, translating failures into CampaignErrors.
+
+        POSTs are retried only when the caller says they are idempotent (searches, upserts by id).
+        """
+        import time
+
+        import requests
+
+        url = f"{self.api_url}/api/v1{path}"
+        kwargs.setdefault("timeout", self.timeout)
+        attempts = self.retries + 1 if (idempotent and method.upper() == "POST") else 1
+        for attempt in range(attempts):
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except requests.ConnectionError as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(0.3 * 2**attempt)
+                    continue
+                msg = (
+                    f"Cannot reach Argilla at {self.api_url} ({_reason(exc)}). Is it running? "
+                    "Start the local one with 'campaign server start', or check ARGILLA_API_URL."
+                )
+                raise ConnectionFailed(msg) from None
+            except requests.Timeout:
+                if attempt + 1 < attempts:
+                    continue
+                msg = f"Argilla at {self.api_url} did not answer {method} {path} within {self.timeout:.0f}s."
+                raise ConnectionFailed(msg) from None
+            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+                time.sleep(0.3 * 2**attempt)
+                continue
+            return self._result(response, method, path)
+        raise AssertionError("unreachable")
+
+    def _result(self, response: requests.Response, method: str, path: str) -> Any:
+        status = response.status_code
+        if status < 400:
+            if status == 204 or not response.content:
+                return None
+            return response.json()
+        detail = _detail(response)
+        if status == 401:
+            source = resolve_connection().api_key.source
+            msg = (
+                f"Argilla at {self.api_url} rejected the API key (from {source}). "
+                "Check ARGILLA_API_KEY, or restart the local server to rewrite its credentials."
+            )
+            raise AuthenticationFailed(msg)
+        if status == 403:
+            msg = f"Not allowed: {method} {path} needs an owner or admin API key ({detail})."
+            raise AuthenticationFailed(msg)
+        if status == 404:
+            raise NotFound(f"Not found on {self.api_url}: {path} ({detail}).")
+        if status == 409:
+            raise Conflict(f"Argilla refused {method} {path}: {detail}")
+        if status == 422:
+            raise InputError(f"Argilla rejected the request {method} {path}: {detail}")
+        msg = f"Argilla at {self.api_url} failed on {method} {path} with HTTP {status}: {detail}"
+        raise ServerError(msg)
+
+    @property
+    def sdk(self) -> rg.Argilla:
+        """The argilla SDK client for the same server and key (built on first use)."""
+        if self._sdk is None:
+            import argilla as rg
+
+            self._sdk = rg.Argilla(api_url=self.api_url, api_key=self._api_key, timeout=int(self.timeout))
+        return self._sdk
+
+    # -- users and workspaces ---------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        """The calling user; the cheapest check that URL and key work."""
+        return dict(self.request("GET", "/me"))
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user (owner key needed)."""
+        return list(self.request("GET", "/users")["items"])
+
+    def usernames_by_id(self) -> dict[str, str]:
+        """User id -> username, to show names instead of UUIDs."""
+        return {str(u["id"]): str(u["username"]) for u in self.users()}
+
+    def find_workspace(self, name: str) -> dict[str, Any] | None:
+        """A workspace by name, or None."""
+        for workspace in self.request("GET", "/me/workspaces")["items"]:
+            if workspace["name"] == name:
+                return dict(workspace)
+        return None
+
+    def ensure_workspace(self, name: str) -> tuple[dict[str, Any], bool]:
+        """Get or create a workspace; the bool says whether it was created."""
+        found = self.find_workspace(name)
+        if found is not None:
+            return found, False
+        try:
+            created = self.request("POST", "/workspaces", json={"name": name})
+        except InputError as exc:
+            msg = f"Argilla rejected the workspace name {name!r}: {exc}. Use letters, digits, '-' and '_'."
+            raise InputError(msg) from None
+        return dict(created), True
+
+    def require_workspace(self, name: str) -> dict[str, Any]:
+        """A workspace that must exist."""
+        found = self.find_workspace(name)
+        if found is None:
+            msg = f"Workspace {name!r} does not exist on {self.api_url}. Run 'campaign create' first."
+            raise NotFound(msg)
+        return found
+
+    def workspace_users(self, workspace_id: str) -> list[dict[str, Any]]:
+        """Members of a workspace."""
+        return list(self.request("GET", f"/workspaces/{workspace_id}/users")["items"])
+
+    def user_workspaces(self, user_id: str) -> list[str]:
+        """Names of a user's workspaces."""
+        return [w["name"] for w in self.request("GET", f"/users/{user_id}/workspaces")["items"]]
+
+    def create_user(
+        self, *, username: str, password: str, role: str, first_name: str, last_name: str | None = None
+    ) -> dict[str, Any]:
+        """Create a user; the returned dict has its API key removed."""
+        body = {"username": username, "password": password, "role": role, "first_name": first_name}
+        if last_name:
+            body["last_name"] = last_name
+        user = dict(self.request("POST", "/users", json=body))
+        user.pop("api_key", None)
+        return user
+
+    def add_to_workspace(self, workspace_id: str, user_id: str) -> bool:
+        """Add a user to a workspace; False when already a member."""
+        try:
+            self.request("POST", f"/workspaces/{workspace_id}/users", json={"user_id": user_id})
+        except Conflict:
+            return False
+        return True
+
+    def remove_from_workspace(self, workspace_id: str, user_id: str) -> None:
+        """Take a user's workspace membership away (their responses stay)."""
+        self.request("DELETE", f"/workspaces/{workspace_id}/users/{user_id}")
+
+    # -- datasets ---------------------------------------------------------------------------------
+
+    def find_dataset(self, name: str, workspace: str) -> dict[str, Any] | None:
+        """A dataset by name in a workspace, or None."""
+        ws = self.find_workspace(workspace)
+        if ws is None:
+            return None
+        for dataset in self.request("GET", "/me/datasets", params={"workspace_id": ws["id"]})["items"]:
+            if dataset["name"] == name and str(dataset["workspace_id"]) == str(ws["id"]):
+                return dict(dataset)
+        return None
+
+    def require_dataset(self, name: str, workspace: str) -> dict[str, Any]:
+        """A dataset that must exist."""
+        found = self.find_dataset(name, workspace)
+        if found is None:
+            msg = (
+                f"Dataset {name!r} does not exist in workspace {workspace!r} on {self.api_url}. "
+                "Run 'campaign create' first."
+            )
+            raise NotFound(msg)
+        return found
+
+    def dataset_url(self, dataset_id: str) -> str:
+        """Where annotators open a dataset in the web UI."""
+        return f"{self.api_url}/dataset/{dataset_id}/annotation-mode"
+
+    def questions(self, dataset_id: str) -> list[dict[str, Any]]:
+        """A dataset's questions."""
+        return list(self.request("GET", f"/datasets/{dataset_id}/questions")["items"])
+
+    def ensure_dataset(self, campaign: CampaignFile, settings: rg.Settings) -> EnsureResult:
+        """Create the campaign's workspace and dataset, or check that the existing one matches."""
+        import argilla as rg
+
+        from campaign.templates import diff_settings, settings_summary
+
+        workspace, workspace_created = self.ensure_workspace(campaign.workspace)
+        existing = self.find_dataset(campaign.name, campaign.workspace)
+        if existing is not None:
+            dataset = self.sdk.datasets(campaign.name, workspace=campaign.workspace)
+            differences = diff_settings(settings_summary(settings), settings_summary(dataset.settings))
+            return EnsureResult(
+                False, workspace_created, str(existing["id"]), self.dataset_url(existing["id"]), differences
+            )
+        sdk = self.sdk
+        try:
+            dataset = rg.Dataset(
+                name=campaign.name, workspace=workspace["name"], settings=settings, client=sdk
+            )
+            dataset.create()
+        except CampaignError:
+            raise
+        except Exception as exc:
+            msg = f"Argilla could not create dataset {campaign.name!r}: {exc}"
+            raise ServerError(msg) from None
+        return EnsureResult(True, workspace_created, str(dataset.id), self.dataset_url(str(dataset.id)))
+
+    def dataset_progress(self, dataset_id: str) -> dict[str, Any]:
+        """Argilla's own progress counts of a dataset."""
+        return dict(self.request("GET", f"/datasets/{dataset_id}/progress"))
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def existing_external_ids(self, dataset_id: str, external_ids: list[str]) -> set[str]:
+        """Which of these record ids the dataset already holds (one search per 250 ids)."""
+        found: set[str] = set()
+        for start in range(0, len(external_ids), TERMS_MAX):
+            chunk = external_ids[start : start + TERMS_MAX]
+            body = {
+                "filters": {
+                    "and": [
+                        {
+                            "type": "terms",
+                            "scope": {"entity": "record", "property": "external_id"},
+                            "values": chunk,
+                        }
+                    ]
+                }
+            }
+            result = self.request(
+                "POST",
+                f"/datasets/{dataset_id}/records/search",
+                idempotent=True,
+                json=body,
+                params={"limit": len(chunk), "offset": 0},
+            )
+            found.update(str(item["record"]["external_id"]) for item in result["items"])
+        return found
+
+    def upsert_records(self, dataset_id: str, records: list[dict[str, Any]]) -> int:
+        """Create or update records by external id, in transactions of up to 500."""
+        for start in range(0, len(records), BULK_SIZE):
+            chunk = records[start : start + BULK_SIZE]
+            self.request("PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": chunk})
+        return len(records)
+
+    def iter_records(
+        self,
+        dataset_id: str,
+        *,
+        include: Iterable[str] = ("responses", "suggestions"),
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every record of a dataset, a page at a time, with responses as stored (REST, not the SDK)."""
+        offset = 0
+        while True:
+            page = self.request(
+                "GET",
+                f"/datasets/{dataset_id}/records",
+                params={"include": list(include), "offset": offset, "limit": page_size},
+            )
+            items = list(page["items"])
+            if not items:
+                return
+            yield items
+            if len(items) < page_size:
+                return
+            offset += len(items)
+
+    def dataset(self, dataset_id: str) -> dict[str, Any]:
+        """A dataset's attributes (name, status, last_activity_at, distribution...)."""
+        return dict(self.request("GET", f"/datasets/{dataset_id}"))
+
+    def submit_response(self, record_id: str, values: dict[str, Any] | None, status: str) -> dict[str, Any]:
+        """Create the calling user's response to a record, as the web UI does."""
+        body: dict[str, Any] = {"status": status}
+        if values is not None:
+            body["values"] = {question: {"value": value} for question, value in values.items()}
+        return dict(self.request("POST", f"/records/{record_id}/responses", json=body))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host"
+    return type(exc).__name__
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict):
+        return str(detail.get("message") or detail.get("params") or detail)
+    if isinstance(detail, list):
+        parts = []
+        for item in detail[:3]:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def connect(*, home: Path | None = None, check: bool = True) -> ArgillaClient:
+    """A client for the configured server (env first, then the local server's credentials)."""
+    conn = resolve_connection(home=home)
+    if not conn.api_url.is_set or not conn.api_key.is_set:
+        msg = (
+            "No Argilla server configured. Start the local one with 'campaign server start', "
+            "or set ARGILLA_API_URL and ARGILLA_API_KEY."
+        )
+        raise ConfigError(msg)
+    assert conn.api_url.value is not None and conn.api_key.value is not None
+    client = ArgillaClient(conn.api_url.value, conn.api_key.value)
+    if check:
+        client.me()
+    return client
+
+
+def ensure_dataset(campaign: CampaignFile, settings: rg.Settings) -> EnsureResult:
+    """Create or check the campaign's dataset on the configured server."""
+    return connect().ensure_dataset(campaign, settings)
+
+
+def random_password() -> str:
+    """A password for a new annotator: 16 URL-safe characters."""
+    return secrets.token_urlsafe(12)
