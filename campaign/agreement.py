@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -34,6 +34,8 @@ NOT_APPLICABLE = "not applicable"
 RESPONSE_COLUMNS: tuple[str, ...] = ("record_id", "question", "slot", "value", "annotator", "status")
 SUGGESTION_COLUMNS: tuple[str, ...] = ("record_id", "question", "slot", "value", "agent")
 _NULL_STRINGS = ["", "NA", "NaN", "nan", "null"]
+# krippendorff builds a units x values x values float array; past this many cells it would need GBs.
+MAX_ALPHA_CELLS = 200_000_000
 _SEP = "\x1f"  # joins key parts into one unit id; cannot appear in ids typed by people
 
 
@@ -46,8 +48,9 @@ class Statistic:
     value: float | None
     n_units: int
     n_annotators: int
-    n_values: int = 0
     note: str | None = None
+    _: KW_ONLY
+    n_values: int = 0
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -70,7 +73,9 @@ def not_enough_data(
     name: str, level: str, reason: str, *, n_units: int = 0, n_annotators: int = 0, n_values: int = 0
 ) -> Statistic:
     """A Statistic without a value because the data cannot support one."""
-    return Statistic(name, level, None, n_units, n_annotators, n_values, note=NOT_ENOUGH_DATA, reason=reason)
+    return Statistic(
+        name, level, None, n_units, n_annotators, NOT_ENOUGH_DATA, n_values=n_values, reason=reason
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,6 +261,12 @@ def _alpha_coded(coded: _Coded, level: Level, name: str = "alpha") -> Statistic:
         return not_enough_data(
             name, level, reason, n_units=n_units, n_annotators=n_annotators, n_values=n_values
         )
+    if n_units * domain.size**2 > MAX_ALPHA_CELLS:
+        msg = (
+            f"alpha over {n_units} units with {domain.size} distinct values needs too much memory; "
+            "round the values to fewer distinct ones (for example to whole numbers)."
+        )
+        raise InputError(msg)
     value_domain = domain.astype(np.float64) if coded.numeric else np.arange(domain.size)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = float(
@@ -266,7 +277,7 @@ def _alpha_coded(coded: _Coded, level: Level, name: str = "alpha") -> Statistic:
         return not_enough_data(
             name, level, reason, n_units=n_units, n_annotators=n_annotators, n_values=n_values
         )
-    return Statistic(name, level, value, n_units, n_annotators, n_values)
+    return Statistic(name, level, value, n_units, n_annotators, n_values=n_values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,18 +301,7 @@ def fleiss_kappa(
             f"and {hi} (unit {example!r} has {lo}). Use --statistic alpha, which allows missing ratings."
         )
         raise InputError(msg)
-    stat = fleiss_kappa_counts(counts)
-    return Statistic(
-        stat.name,
-        stat.level,
-        stat.value,
-        stat.n_units,
-        len(coded.annotators),
-        stat.n_values,
-        stat.note,
-        stat.reason,
-        stat.details,
-    )
+    return replace(fleiss_kappa_counts(counts), n_annotators=len(coded.annotators))
 
 
 def fleiss_kappa_counts(counts: npt.ArrayLike) -> Statistic:
@@ -328,8 +328,19 @@ def fleiss_kappa_counts(counts: npt.ArrayLike) -> Statistic:
     details = {"p_bar": p_bar, "p_e": p_e, "raters_per_unit": int(n)}
     if p_e >= 1.0:
         reason = "every rating is the same category, so chance agreement is 1 and kappa is undefined"
-        return Statistic(name, level, None, n_units, int(n), n_values, NOT_ENOUGH_DATA, reason, details)
-    return Statistic(name, level, (p_bar - p_e) / (1.0 - p_e), n_units, int(n), n_values, details=details)
+        return Statistic(
+            name,
+            level,
+            None,
+            n_units,
+            int(n),
+            NOT_ENOUGH_DATA,
+            n_values=n_values,
+            reason=reason,
+            details=details,
+        )
+    kappa = (p_bar - p_e) / (1.0 - p_e)
+    return Statistic(name, level, kappa, n_units, int(n), n_values=n_values, details=details)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,10 +396,28 @@ def cohen_kappa_codes(
         reason = f"{n} unit(s) rated by both annotators; Cohen's kappa needs at least 2"
         return not_enough_data(name, level, reason, n_units=n, n_annotators=2, n_values=2 * n)
     labels, inverse = np.unique(np.concatenate([x, y]), return_inverse=True)
-    k = labels.size
-    observed = np.zeros((k, k), dtype=np.float64)
-    np.add.at(observed, (inverse[:n], inverse[n:]), 1.0)
-    observed /= n
+    table = np.zeros((labels.size, labels.size), dtype=np.float64)
+    np.add.at(table, (inverse[:n], inverse[n:]), 1.0)
+    return cohen_kappa_table(table, weights=weights, level=level)
+
+
+def cohen_kappa_table(
+    table: npt.ArrayLike, *, weights: Weights | None = None, level: str = "nominal"
+) -> Statistic:
+    """Cohen's kappa from a square contingency table (rows: first annotator, columns: second)."""
+    name = _kappa_name(weights)
+    counts = np.asarray(table, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        msg = "Cohen's kappa needs a square contingency table."
+        raise InputError(msg)
+    # like sklearn, keep only labels that either annotator used; weights follow their sorted positions
+    used = (counts.sum(axis=0) + counts.sum(axis=1)) > 0
+    counts = counts[np.ix_(used, used)]
+    n, k = int(counts.sum()), int(used.sum())
+    if n < 2:
+        reason = f"{n} unit(s) rated by both annotators; Cohen's kappa needs at least 2"
+        return not_enough_data(name, level, reason, n_units=n, n_annotators=2, n_values=2 * n)
+    observed = counts / n
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
     if weights is None:
         w = 1.0 - np.eye(k)
@@ -400,9 +429,11 @@ def cohen_kappa_codes(
     disagreement_expected = float((w * expected).sum())
     if disagreement_expected <= 0.0:
         reason = "both annotators gave one and the same value throughout, so kappa is undefined"
-        return Statistic(name, level, None, n, 2, 2 * n, NOT_ENOUGH_DATA, reason, details)
+        return Statistic(
+            name, level, None, n, 2, NOT_ENOUGH_DATA, n_values=2 * n, reason=reason, details=details
+        )
     value = 1.0 - float((w * observed).sum()) / disagreement_expected
-    return Statistic(name, level, value, n, 2, 2 * n, details=details)
+    return Statistic(name, level, value, n, 2, n_values=2 * n, details=details)
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,7 +511,7 @@ def _kendall_w_statistic(row: dict[str, Any]) -> Statistic:
             reason = "every annotator tied every unit, so W is undefined"
         return not_enough_data("kendall-w", "ordinal", reason, n_units=n, n_annotators=m, n_values=n_values)
     details = {"chi2": float(row["chi2"]), "df": int(row["df"]), "p_value": float(row["p_value"])}
-    return Statistic("kendall-w", "ordinal", float(row["w"]), n, m, n_values, details=details)
+    return Statistic("kendall-w", "ordinal", float(row["w"]), n, m, n_values=n_values, details=details)
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,16 +584,21 @@ def pairwise_cohen(
     coded = _encode(frame, level=level, unit_col=unit_col, annotator_col=annotator_col, value_col=value_col)
     weights: Weights | None = None if level == "nominal" else "quadratic"
     long = pl.DataFrame({"u": coded.unit, "a": coded.annotator, "v": coded.value})
-    pairs = (
+    # one row per (pair, value, value) with its count: the pairs' contingency tables, sparsely
+    cells = (
         long.join(long, on="u", suffix="_b")
         .filter(pl.col("a") < pl.col("a_b"))
-        .with_columns(n_shared=pl.len().over("a", "a_b"))
-        .filter(pl.col("n_shared") >= min_shared)
-        .sort("a", "a_b", "u")
+        .group_by("a", "a_b", "v", "v_b")
+        .agg(count=pl.len())
+        .filter(pl.col("count").sum().over("a", "a_b") >= min_shared)
+        .sort("a", "a_b")
     )
+    k = coded.domain.size
     results = []
-    for (a, b), group in pairs.group_by("a", "a_b", maintain_order=True):
-        stat = cohen_kappa_codes(group["v"].to_numpy(), group["v_b"].to_numpy(), weights=weights, level=level)
+    for (a, b), group in cells.group_by("a", "a_b", maintain_order=True):
+        table = np.zeros((k, k), dtype=np.float64)
+        table[group["v"].to_numpy(), group["v_b"].to_numpy()] = group["count"].to_numpy()
+        stat = cohen_kappa_table(table, weights=weights, level=level)
         annotator_a, annotator_b = coded.annotators[int(a)], coded.annotators[int(b)]
         results.append({"annotator_a": annotator_a, "annotator_b": annotator_b, **stat.to_dict()})
     return results
@@ -622,9 +658,7 @@ def _versus_consensus(
             reason = f"{n} unit(s) shared with a clear majority of others; needs {max(min_units, 2)}"
             return not_enough_data("kappa-vs-consensus", level, reason, n_units=n, n_annotators=1, n_values=n)
         stat = cohen_kappa_codes(own, consensus, level=level)
-        return Statistic(
-            "kappa-vs-consensus", level, stat.value, n, 1, n, stat.note, stat.reason, stat.details
-        )
+        return replace(stat, name="kappa-vs-consensus", n_annotators=1, n_values=n)
     return _correlation("spearman-vs-consensus", own, consensus, level=level, min_units=min_units)
 
 
@@ -643,7 +677,7 @@ def _correlation(
         return not_enough_data(name, level, reason, n_units=n, n_annotators=2, n_values=2 * n)
     result = stats.kendalltau(x, y) if name.startswith("kendall") else stats.spearmanr(x, y)
     value, p_value = float(result.statistic), float(result.pvalue)
-    return Statistic(name, level, value, n, 2, 2 * n, details={"p_value": p_value})
+    return Statistic(name, level, value, n, 2, n_values=2 * n, details={"p_value": p_value})
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,16 +730,21 @@ def binary_agreement(responses: pl.DataFrame, *, question: str = "label") -> dic
     frame = submitted_responses(responses).filter(pl.col("question") == question)
     long = _long(frame, ["record_id"])
     overall = _safe(alpha, long, level="nominal")
-    raters = long.group_by("unit").agg(k=pl.len()).filter(pl.col("k") >= 2)["k"].to_numpy()
-    if raters.size and raters.min() != raters.max():
+    rated = long.filter(pl.len().over("unit") >= 2)  # items with a single vote carry no agreement
+    raters = rated.group_by("unit").agg(k=pl.len())["k"].to_numpy()
+    if raters.size == 0:
+        fleiss = not_enough_data("fleiss", "nominal", "no item has 2 or more submitted ratings")
+    elif raters.min() != raters.max():
         reason = (
             f"items have between {int(raters.min())} and {int(raters.max())} submitted ratings; "
             "Fleiss' kappa needs the same number for every item (alpha does not)"
         )
-        n_items = int(raters.size)
-        fleiss = Statistic("fleiss", "nominal", None, n_items, 0, int(raters.sum()), NOT_APPLICABLE, reason)
+        fleiss = Statistic(
+            "fleiss", "nominal", None, int(raters.size), rated["annotator"].n_unique(), NOT_APPLICABLE,
+            n_values=int(raters.sum()), reason=reason,
+        )  # fmt: skip
     else:
-        fleiss = _safe(fleiss_kappa, long.filter(pl.len().over("unit") >= 2))
+        fleiss = fleiss_kappa(rated)
     return {"overall": overall, "per_question": {question: overall}, "fleiss": fleiss}
 
 
@@ -769,7 +808,7 @@ def ranking_agreement(responses: pl.DataFrame, *, question: str = "ranking") -> 
             float(scores.mean()),
             n_records,
             n_annotators,
-            n_values,
+            n_values=n_values,
             details=details,
         )
     return {"overall": overall, "per_question": {question: overall}, "kendall_w": w}

@@ -123,6 +123,12 @@ def test_alpha_rejects_empty_ids_and_unknown_level() -> None:
         ag.alpha(long(HALF), level="cardinal")  # type: ignore[arg-type]
 
 
+def test_alpha_refuses_a_domain_too_large_for_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ag, "MAX_ALPHA_CELLS", 3 * 2**2 - 1)
+    with pytest.raises(InputError, match="3 units with 2 distinct values needs too much memory"):
+        ag.alpha(long(HALF))
+
+
 def test_alpha_on_large_data_is_vectorised() -> None:
     rng = np.random.default_rng(1)
     n = 20_000
@@ -360,7 +366,11 @@ def test_binary_fleiss_not_applicable_with_unequal_raters() -> None:
     assert result["fleiss"].value is None
     assert result["fleiss"].note == "not applicable"
     assert "between 2 and 3" in (result["fleiss"].reason or "")
+    assert result["fleiss"].n_annotators == 3
     assert result["overall"].value is not None
+    lonely = ag.binary_agreement(snapshot([("r1", "label", None, "good", "ann")]))
+    assert lonely["fleiss"].note == "not enough data"
+    assert "no item has 2 or more" in (lonely["fleiss"].reason or "")
 
 
 def rankings() -> pl.DataFrame:
