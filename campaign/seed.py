@@ -20,7 +20,7 @@ import heapq
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,8 @@ from campaign.readers import DEFAULT_BATCH_SIZE, SourceReader, open_source, rows
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from campaign.client import ArgillaClient
 
 __all__ = [
     "TEMPLATES",
@@ -750,3 +752,92 @@ def describe_plan(
         if len(kept) < first:
             kept.extend(batch[: first - len(kept)])
     return PlanPreview(records=kept, report=plan.report)
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SeedOutcome:
+    """What a seeding run did: created, already present, skipped, and how long it took."""
+
+    created: int = 0
+    already_present: int = 0
+    seconds: float = 0.0
+    report: SeedReport = field(default_factory=SeedReport)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        rate = self.created / self.seconds if self.seconds > 0 else None
+        return {
+            "created": self.created,
+            "already_present": self.already_present,
+            "skipped": self.report.rows_skipped,
+            "seconds": round(self.seconds, 3),
+            "records_per_second": round(rate, 1) if rate else None,
+            "report": self.report.to_dict(),
+        }
+
+
+def to_rest_record(payload: RecordPayload, question_ids: Mapping[str, str]) -> dict[str, Any]:
+    """The body of one record for argilla-server's bulk upsert, keyed by the stable id."""
+    from campaign.client import safe_agent
+
+    suggestions = []
+    for s in payload.suggestions:
+        if s.question not in question_ids:
+            msg = f"Record {payload.id}: the dataset has no question {s.question!r} for a suggestion."
+            raise InputError(msg)
+        item: dict[str, Any] = {"question_id": question_ids[s.question], "value": s.value, "type": "model"}
+        agent = safe_agent(s.agent)
+        if agent:
+            item["agent"] = agent
+        if s.score is not None:
+            item["score"] = s.score
+        suggestions.append(item)
+    return {
+        "external_id": payload.id,
+        "fields": dict(payload.fields),
+        "metadata": dict(payload.metadata),
+        "suggestions": suggestions,
+    }
+
+
+def write_plan(
+    client: ArgillaClient,
+    dataset_id: str,
+    plan: Iterable[list[RecordPayload]],
+    *,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> SeedOutcome:
+    """Send planned records that the dataset does not hold yet; records already there are counted, not resent.
+
+    Each bulk request is one transaction and ids are content hashes, so a run killed half-way and run
+    again ends with exactly the planned records. `on_batch(created, present)` reports progress.
+    """
+    import time
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    started = time.perf_counter()
+    question_ids = {q["name"]: str(q["id"]) for q in client.questions(dataset_id)}
+    outcome = SeedOutcome()
+    pending: list[Future[int]] = []
+    # Two requests in flight: the server writes one batch while the next is planned and checked.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for batch in plan:
+            ids = [p.id for p in batch]
+            present = client.existing_external_ids(dataset_id, ids)
+            fresh = [to_rest_record(p, question_ids) for p in batch if p.id not in present]
+            outcome.already_present += len(batch) - len(fresh)
+            if fresh:
+                pending.append(pool.submit(client.upsert_records, dataset_id, fresh))
+            while len(pending) >= 2:
+                outcome.created += pending.pop(0).result()
+            if on_batch is not None:
+                on_batch(len(fresh), len(batch) - len(fresh))
+        for future in pending:
+            outcome.created += future.result()
+    outcome.seconds = time.perf_counter() - started
+    if isinstance(plan, RecordPlan):
+        outcome.report = plan.report
+    return outcome
