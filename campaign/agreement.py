@@ -638,11 +638,13 @@ def annotator_agreement(
         keep = shared
         with np.errstate(divide="ignore", invalid="ignore"):
             consensus = (sums[coded.unit] - numbers) / (per_unit[coded.unit] - 1)
+    own_values = own_all if level == "nominal" else coded.domain.astype(np.float64)[own_all]
+    rows = np.flatnonzero(keep)
+    rows = rows[np.argsort(coded.annotator[rows], kind="stable")]
+    bounds = np.cumsum(np.bincount(coded.annotator[rows], minlength=len(coded.annotators)))[:-1]
     results = []
-    for index, name in enumerate(coded.annotators):
-        mask = keep & (coded.annotator == index)
-        own = own_all[mask] if level == "nominal" else coded.domain.astype(np.float64)[own_all[mask]]
-        stat = _versus_consensus(own, consensus[mask], level=level, min_units=min_units)
+    for name, mine in zip(coded.annotators, np.split(rows, bounds), strict=True):
+        stat = _versus_consensus(own_values[mine], consensus[mine], level=level, min_units=min_units)
         flagged = stat.value is not None and stat.value < threshold
         results.append({"annotator": name, **stat.to_dict(), "threshold": threshold, "flagged": flagged})
     return results
@@ -656,9 +658,10 @@ def _versus_consensus(
     if level == "nominal":
         if n < max(min_units, 2):
             reason = f"{n} unit(s) shared with a clear majority of others; needs {max(min_units, 2)}"
-            return not_enough_data("kappa-vs-consensus", level, reason, n_units=n, n_annotators=1, n_values=n)
-        stat = cohen_kappa_codes(own, consensus, level=level)
-        return replace(stat, name="kappa-vs-consensus", n_annotators=1, n_values=n)
+            return not_enough_data(
+                "kappa-vs-consensus", level, reason, n_units=n, n_annotators=2, n_values=2 * n
+            )
+        return replace(cohen_kappa_codes(own, consensus, level=level), name="kappa-vs-consensus")
     return _correlation("spearman-vs-consensus", own, consensus, level=level, min_units=min_units)
 
 
@@ -699,7 +702,7 @@ def submitted_responses(responses: pl.DataFrame) -> pl.DataFrame:
             pl.col("annotator").cast(pl.String),
         )
         .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
-        .unique(subset=["record_id", "question", "slot", "annotator"], keep="last", maintain_order=True)
+        .unique(subset=["record_id", "question", "slot", "annotator"], keep="last")
     )
 
 
@@ -715,7 +718,12 @@ def _long(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
 
 def rating_agreement(responses: pl.DataFrame) -> dict[str, Any]:
     """Ordinal alpha for rating_* questions: {"overall": pooled over (record, question), "per_question"}."""
-    frame = submitted_responses(responses).filter(pl.col("question").str.starts_with("rating_"))
+    return _rating(submitted_responses(responses))
+
+
+def _rating(submitted: pl.DataFrame) -> dict[str, Any]:
+    """rating_agreement on submitted_responses output."""
+    frame = submitted.filter(pl.col("question").str.starts_with("rating_"))
     questions = sorted(frame["question"].unique().to_list(), key=_natural_key)
     per_question = {
         q: _safe(alpha, _long(frame.filter(pl.col("question") == q), ["record_id"]), level="ordinal")
@@ -727,7 +735,12 @@ def rating_agreement(responses: pl.DataFrame) -> dict[str, Any]:
 
 def binary_agreement(responses: pl.DataFrame, *, question: str = "label") -> dict[str, Any]:
     """Nominal alpha for the label question, and Fleiss' kappa when every item has as many raters."""
-    frame = submitted_responses(responses).filter(pl.col("question") == question)
+    return _binary(submitted_responses(responses), question)
+
+
+def _binary(submitted: pl.DataFrame, question: str) -> dict[str, Any]:
+    """binary_agreement on submitted_responses output."""
+    frame = submitted.filter(pl.col("question") == question)
     long = _long(frame, ["record_id"])
     overall = _safe(alpha, long, level="nominal")
     rated = long.filter(pl.len().over("unit") >= 2)  # items with a single vote carry no agreement
@@ -753,7 +766,12 @@ def kendall_w_by_record(responses: pl.DataFrame, *, question: str = "ranking") -
 
     Only annotators who ranked every slot of the record count.
     """
-    frame = submitted_responses(responses).filter(pl.col("question") == question)
+    return _kendall_w_by_record(submitted_responses(responses), question)
+
+
+def _kendall_w_by_record(submitted: pl.DataFrame, question: str) -> pl.DataFrame:
+    """kendall_w_by_record on submitted_responses output."""
+    frame = submitted.filter(pl.col("question") == question)
     frame = frame.with_columns(v=pl.col("value").cast(pl.Float64, strict=False)).filter(
         pl.col("v").is_not_null()
     )
@@ -786,9 +804,14 @@ def kendall_w_by_record(responses: pl.DataFrame, *, question: str = "ranking") -
 
 def ranking_agreement(responses: pl.DataFrame, *, question: str = "ranking") -> dict[str, Any]:
     """Mean Kendall's W over records and ordinal alpha on rank positions (units = record, slot)."""
-    frame = submitted_responses(responses).filter(pl.col("question") == question)
+    return _ranking(submitted_responses(responses), question)
+
+
+def _ranking(submitted: pl.DataFrame, question: str) -> dict[str, Any]:
+    """ranking_agreement on submitted_responses output."""
+    frame = submitted.filter(pl.col("question") == question)
     overall = _safe(alpha, _long(frame, ["record_id", "slot"]), level="ordinal")
-    per_record = kendall_w_by_record(responses, question=question).filter(pl.col("w").is_not_null())
+    per_record = _kendall_w_by_record(submitted, question).filter(pl.col("w").is_not_null())
     n_records = per_record.height
     if n_records == 0:
         w = not_enough_data("kendall-w-mean", "ordinal", "no record has 2 or more complete rankings")
@@ -822,9 +845,13 @@ def judge_agreement(
     Units are (record_id, question, slot). Alpha treats judge and consensus as two raters; numeric
     levels add Spearman's rho and Kendall's tau-b.
     """
+    return _judge(submitted_responses(responses), suggestions, level)
+
+
+def _judge(human: pl.DataFrame, suggestions: pl.DataFrame, level: Level) -> list[dict[str, Any]]:
+    """judge_agreement on submitted_responses output."""
     _check_level(level)
     _require_columns(suggestions, SUGGESTION_COLUMNS, where="suggestions")
-    human = submitted_responses(responses)
     keys = ["record_id", "question", "slot"]
     if level == "nominal":
         votes = human.group_by([*keys, "value"]).agg(n=pl.len())
@@ -903,19 +930,19 @@ def campaign_agreement(
     if template not in TEMPLATES:
         msg = f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}."
         raise UsageError(msg)
-    frame = submitted_responses(responses)
+    submitted = submitted_responses(responses)
     level: Level = "nominal" if template == "binary" else "ordinal"
     if template == "rating":
-        frame = frame.filter(pl.col("question").str.starts_with("rating_"))
-        part = rating_agreement(responses)
+        frame = submitted.filter(pl.col("question").str.starts_with("rating_"))
+        part = _rating(frame)
         keys = ["record_id", "question"]
     elif template == "ranking":
-        frame = frame.filter(pl.col("question") == "ranking")
-        part = ranking_agreement(responses)
+        frame = submitted.filter(pl.col("question") == "ranking")
+        part = _ranking(frame, "ranking")
         keys = ["record_id", "slot"]
     else:
-        frame = frame.filter(pl.col("question") == "label")
-        part = binary_agreement(responses)
+        frame = submitted.filter(pl.col("question") == "label")
+        part = _binary(frame, "label")
         keys = ["record_id"]
     long = _long(frame, keys)
     has_rows = long.height > 0
@@ -938,7 +965,7 @@ def campaign_agreement(
         "judge": [],
     }
     if suggestions is not None and suggestions.height > 0:
-        report["judge"] = judge_agreement(frame, suggestions, level=level)
+        report["judge"] = _judge(frame, suggestions, level)
     return report
 
 
