@@ -5,16 +5,22 @@ The store (schemas, load, save) comes first and is self-contained; `status` and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from campaign.errors import InputError, NotFound
+
+if TYPE_CHECKING:
+    from campaign.client import ArgillaClient
 
 # ---------------------------------------------------------------------------------------------------------
 # Store: schemas, load, save
@@ -179,3 +185,274 @@ def _atomic_write(path: Path, write: Any) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sync: pull records, responses and suggestions from Argilla into the store
+# ---------------------------------------------------------------------------------------------------------
+
+_SLOT_SUFFIX = re.compile(r"^(?:response|rating|model|source_index)_(\d+)$")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one sync did."""
+
+    sync_id: str
+    synced_at: str
+    mode: str  # full | incremental | unchanged
+    n_records: int
+    n_responses: int
+    changed_records: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return dict(self.__dict__)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    stamp = datetime.fromisoformat(str(value))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _slot_of(name: str) -> int | None:
+    match = _SLOT_SUFFIX.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _value_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _value_rows(question: str, value: Any) -> list[tuple[str, int | None, str | None]]:
+    """(question, slot, value) rows: one per slot for rankings and rating_i, one otherwise."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "value" in v for v in value):
+        rows: list[tuple[str, int | None, str | None]] = []
+        for item in value:
+            slot = _slot_of(str(item["value"]))
+            rows.append((question, slot, _value_text(item.get("rank"))))
+        return rows
+    return [(question, _slot_of(question), _value_text(value))]
+
+
+def frames_from_records(
+    items: list[dict[str, Any]], *, template: str, usernames: dict[str, str], questions: dict[str, str]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Records, responses and suggestions frames from Argilla REST record items."""
+    record_rows: list[dict[str, Any]] = []
+    response_rows: list[dict[str, Any]] = []
+    suggestion_rows: list[dict[str, Any]] = []
+    for item in items:
+        record_id = str(item.get("external_id") or item["id"])
+        metadata = item.get("metadata") or {}
+        prompt_id = str(metadata.get("prompt_id") or record_id)
+        round_ = int(metadata.get("round") or 1)
+        fields = item.get("fields") or {}
+        inserted, updated = _parse_time(item.get("inserted_at")), _parse_time(item.get("updated_at"))
+        prompt = fields.get("prompt")
+        slots = {slot: text for name, text in fields.items() if (slot := _slot_of(name)) is not None}
+        if "completion" in fields:
+            slots[1] = fields["completion"]
+        models = {slot: metadata.get(f"model_{slot}") for slot in slots}
+        if "completion" in fields:
+            models[1] = metadata.get("model")
+        for slot in sorted(slots):
+            record_rows.append(
+                {
+                    "record_id": record_id,
+                    "prompt_id": prompt_id,
+                    "round": round_,
+                    "template": template,
+                    "prompt": _value_text(prompt),
+                    "slot": slot,
+                    "response": _value_text(slots[slot]),
+                    "model": _value_text(models.get(slot)),
+                    "status": item.get("status"),
+                    "inserted_at": inserted,
+                    "updated_at": updated,
+                }
+            )
+        for response in item.get("responses") or []:
+            annotator = usernames.get(str(response["user_id"]), str(response["user_id"]))
+            base = {
+                "record_id": record_id,
+                "prompt_id": prompt_id,
+                "round": round_,
+                "annotator": annotator,
+                "status": response["status"],
+                "updated_at": _parse_time(response.get("updated_at")),
+            }
+            values = response.get("values") or {}
+            if not values:
+                response_rows.append({**base, "question": None, "slot": None, "value": None})
+            for question, holder in values.items():
+                value = holder.get("value") if isinstance(holder, dict) else holder
+                for q, slot, text in _value_rows(question, value):
+                    response_rows.append({**base, "question": q, "slot": slot, "value": text})
+        for suggestion in item.get("suggestions") or []:
+            question = questions.get(str(suggestion["question_id"]), str(suggestion["question_id"]))
+            score = suggestion.get("score")
+            for q, slot, text in _value_rows(question, suggestion.get("value")):
+                suggestion_rows.append(
+                    {
+                        "record_id": record_id,
+                        "question": q,
+                        "slot": slot,
+                        "value": text,
+                        "score": float(score) if isinstance(score, int | float) else None,
+                        "agent": suggestion.get("agent"),
+                    }
+                )
+    return (
+        pl.DataFrame(record_rows, schema=RECORDS_SCHEMA),
+        pl.DataFrame(response_rows, schema=RESPONSES_SCHEMA),
+        pl.DataFrame(suggestion_rows, schema=SUGGESTIONS_SCHEMA),
+    )
+
+
+def content_id(*frames: pl.DataFrame) -> str:
+    """A stable id of a snapshot's content (independent of when it was synced)."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        ordered = frame.sort(frame.columns, nulls_last=True) if frame.height else frame
+        digest.update(ordered.write_csv().encode())
+    return digest.hexdigest()[:16]
+
+
+def sync_snapshot(
+    client: ArgillaClient,
+    campaign_dir: Path | str,
+    *,
+    dataset_name: str,
+    workspace: str,
+    template: str,
+    on_page: Any = None,
+) -> tuple[Snapshot, SyncResult]:
+    """Bring the local snapshot up to date with the server and record the sync's progress counts.
+
+    Skips the download when the dataset shows no activity since the last sync; otherwise fetches the
+    records that changed (on the local server) or every record (elsewhere), and notices deletions.
+    """
+    import time
+    import uuid
+
+    started = time.perf_counter()
+    dataset = client.require_dataset(dataset_name, workspace)
+    dataset_id = str(dataset["id"])
+    details = client.dataset(dataset_id)
+    previous = _load_previous(campaign_dir, dataset_id)
+    activity = str(details.get("last_activity_at") or details.get("updated_at") or "")
+    now = datetime.now(UTC)
+    sync_id = uuid.uuid4().hex[:12]
+
+    if previous is not None and previous.meta.get("last_activity_at") == activity and activity:
+        mode, changed = "unchanged", 0
+        records, responses, suggestions = previous.records, previous.responses, previous.suggestions
+    else:
+        usernames = client.usernames_by_id()
+        questions = {str(q["id"]): str(q["name"]) for q in client.questions(dataset_id)}
+        items: list[dict[str, Any]] = []
+        for page in client.iter_records(dataset_id):
+            items.extend(page)
+            if on_page is not None:
+                on_page(len(page))
+        records, responses, suggestions = frames_from_records(
+            items, template=template, usernames=usernames, questions=questions
+        )
+        mode = "full"
+        changed = (
+            _changed_records(previous, records, responses)
+            if previous is not None
+            else records["record_id"].n_unique()
+        )
+
+    progress = client.dataset_progress(dataset_id)
+    n_responses = responses.select(["record_id", "annotator"]).unique().height if responses.height else 0
+    sync_row = pl.DataFrame(
+        [
+            {
+                "sync_id": sync_id,
+                "synced_at": now,
+                "n_records": int(progress.get("total", 0)),
+                "n_responses": n_responses,
+                "completed": int(progress.get("completed", 0)),
+                "pending": int(progress.get("pending", 0)),
+            }
+        ],
+        schema=SYNCS_SCHEMA,
+    )
+    syncs = pl.concat([previous.syncs, sync_row]) if previous is not None else sync_row
+    distribution = details.get("distribution") or {}
+    meta = {
+        "snapshot_id": content_id(records, responses, suggestions),
+        "sync_id": sync_id,
+        "synced_at": now.isoformat(),
+        "last_activity_at": activity,
+        "dataset": dataset_name,
+        "dataset_id": dataset_id,
+        "workspace": workspace,
+        "template": template,
+        "min_submitted": int(distribution.get("min_submitted", 1)),
+        "api_url": client.api_url,
+    }
+    snapshot = Snapshot(records=records, responses=responses, suggestions=suggestions, syncs=syncs, meta=meta)
+    save_snapshot(campaign_dir, snapshot)
+    result = SyncResult(
+        sync_id=sync_id,
+        synced_at=meta["synced_at"],
+        mode=mode,
+        n_records=records["record_id"].n_unique() if records.height else 0,
+        n_responses=n_responses,
+        changed_records=int(changed),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return snapshot, result
+
+
+def _load_previous(campaign_dir: Path | str, dataset_id: str) -> Snapshot | None:
+    try:
+        previous = load_snapshot(campaign_dir)
+    except (NotFound, InputError):
+        return None
+    if previous.meta.get("dataset_id") != dataset_id:
+        return None  # another dataset (re-created): start afresh
+    return previous
+
+
+def _changed_records(previous: Snapshot, records: pl.DataFrame, responses: pl.DataFrame) -> int:
+    """How many records differ from the previous snapshot (new, deleted, or with other responses)."""
+
+    def keyed(frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.height == 0:
+            return pl.DataFrame(schema={"record_id": pl.String(), "h": pl.String()})
+        return (
+            frame.with_columns(
+                pl.concat_str(
+                    [pl.col(c).cast(pl.String).fill_null("") for c in frame.columns], separator="\x1f"
+                ).alias("row")
+            )
+            .group_by("record_id")
+            .agg(pl.col("row").sort().str.join("\x1e").alias("h"))
+        )
+
+    old = keyed(
+        pl.concat([previous.records.select("record_id"), previous.responses.select("record_id")])
+        .unique()
+        .join(previous.responses, on="record_id", how="left")
+    )
+    new = keyed(
+        pl.concat([records.select("record_id"), responses.select("record_id")])
+        .unique()
+        .join(responses, on="record_id", how="left")
+    )
+    joined = old.join(new, on="record_id", how="full", coalesce=True)
+    return int(joined.filter(pl.col("h").ne_missing(pl.col("h_right"))).height)
