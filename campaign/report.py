@@ -1,0 +1,782 @@
+"""The `campaign status` report: assembled from a snapshot, rendered as Markdown or one HTML file.
+
+`build_report` returns the dict that `campaign status --json` prints::
+
+    {
+      "schema_version": 1,
+      "dataset": {"name": str | None, "workspace": str | None, "template": str, "min_submitted": int},
+      "snapshot": {"snapshot_id": str, "synced_at": str | None},
+      "progress": <campaign.progress.compute_progress output>,
+      "agreement": <campaign.agreement.campaign_agreement output>,
+    }
+
+Only these fields leave the snapshot meta, so no URL, key or password can reach a report, and
+annotators appear by username. The renderers take that dict (or the same dict read back from JSON)
+and never touch the network: `render_html` writes inline CSS and inline SVG only, and escapes
+every string that comes from data.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from campaign.agreement import campaign_agreement
+from campaign.errors import InputError
+from campaign.progress import compute_progress, resolve_min_submitted
+from campaign.snapshot import Snapshot
+
+SCHEMA_VERSION = 1
+BAR_WIDTH = 20
+MAX_LEADERBOARD = 25
+MAX_CHART_ANNOTATORS = 20
+_MD_SPECIAL = set("\\`*_[]<>|~#")
+
+
+def build_report(
+    snapshot: Snapshot,
+    *,
+    now: datetime | None = None,
+    window_days: int = 7,
+    rating_threshold: float = 2.0,
+    min_shared: int = 5,
+    flag_below: float = 0.4,
+) -> dict[str, Any]:
+    """The status report of a snapshot: dataset, snapshot, progress and agreement (JSON-serialisable)."""
+    template = resolve_template(snapshot)
+    min_submitted = resolve_min_submitted(snapshot)
+    progress = compute_progress(
+        snapshot,
+        now=now,
+        window_days=window_days,
+        min_submitted=min_submitted,
+        rating_threshold=rating_threshold,
+    )
+    agreement = campaign_agreement(
+        snapshot.responses,
+        template,
+        snapshot.suggestions,
+        min_shared=min_shared,
+        flag_below=flag_below,
+    )
+    meta = snapshot.meta
+    synced_at = meta.get("synced_at")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": {
+            "name": _opt_str(meta.get("dataset") or meta.get("dataset_name")),
+            "workspace": _opt_str(meta.get("workspace")),
+            "template": template,
+            "min_submitted": min_submitted,
+        },
+        "snapshot": {
+            "snapshot_id": snapshot.snapshot_id,
+            "synced_at": synced_at.isoformat() if isinstance(synced_at, datetime) else _opt_str(synced_at),
+        },
+        "progress": progress,
+        "agreement": agreement,
+    }
+
+
+def resolve_template(snapshot: Snapshot) -> str:
+    """The campaign's template: from the meta, else the one template every record names."""
+    template = snapshot.meta.get("template")
+    if template:
+        return str(template)
+    names = snapshot.records.get_column("template").drop_nulls().unique().sort().to_list()
+    if len(names) == 1:
+        return str(names[0])
+    found = ", ".join(names) if names else "none"
+    msg = (
+        f"Cannot tell the campaign's template from the snapshot (templates in records: {found}). "
+        "Run 'campaign status' to sync again."
+    )
+    raise InputError(msg)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared formatting
+
+
+def _int(value: Any) -> str:
+    """An integer with thousands separators ('-' when missing)."""
+    return f"{int(value):,}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def _pct(share: Any) -> str:
+    return f"{100 * float(share):.1f}%" if isinstance(share, int | float) else "-"
+
+
+def _float(value: Any, digits: int = 1) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _when(value: Any) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC' (or as given when it does not parse)."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment.tzinfo else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _progress(report: dict[str, Any]) -> dict[str, Any]:
+    progress = report.get("progress") or {}
+    return progress if isinstance(progress, dict) else {}
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _list(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = data.get(key)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _title(report: dict[str, Any]) -> str:
+    dataset = _section(report, "dataset")
+    name = dataset.get("name") or "campaign"
+    workspace = dataset.get("workspace")
+    return f"{workspace}/{name}" if workspace else str(name)
+
+
+def _eta_text(progress: dict[str, Any]) -> str:
+    totals = _section(progress, "totals")
+    velocity = _section(progress, "velocity")
+    if totals.get("records") and not totals.get("remaining_submissions"):
+        return "done"
+    if velocity.get("eta_days") is None:
+        window = velocity.get("window_days", progress.get("window_days", 7))
+        return f"unknown (no submissions in the last {window} days)"
+    return f"{velocity.get('eta_date')} (in {_float(velocity.get('eta_days'))} days)"
+
+
+def _conflict_text(progress: dict[str, Any]) -> str:
+    conflicts = _section(progress, "conflicts")
+    text = f"{_int(conflicts.get('records', 0))} of {_int(conflicts.get('checked', 0))} checked"
+    by_question = conflicts.get("by_question") or {}
+    if by_question:
+        parts = ", ".join(f"{q}: {_int(n)}" for q, n in sorted(by_question.items()))
+        text += f" ({parts})"
+    return text
+
+
+_STAT_NAMES = {
+    "alpha": "Krippendorff's α",
+    "fleiss": "Fleiss' κ",
+    "kendall-w-mean": "Kendall's W (mean)",
+    "kendall-w": "Kendall's W",
+}
+
+
+def _stat_name(stat: dict[str, Any]) -> str:
+    name = str(stat.get("statistic") or "")
+    level = stat.get("level")
+    label = _STAT_NAMES.get(name, name)
+    return f"{label} ({level})" if level and name == "alpha" else label
+
+
+def _stat_value(stat: dict[str, Any]) -> str:
+    value = stat.get("value")
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.3f}"
+    return str(stat.get("note") or "not enough data")
+
+
+def agreement_rows(agreement: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, statistic) pairs to show: overall, each question, Fleiss, Kendall's W and the judges."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    overall = _section(agreement, "overall")
+    per_question = _section(agreement, "per_question")
+    questions = [(str(q), s) for q, s in per_question.items() if isinstance(s, dict)]
+    # A template with a single question reports it twice (overall and per question); show it once.
+    if overall and not (len(questions) == 1 and questions[0][1] == overall):
+        rows.append(("overall", overall))
+    rows.extend(questions)
+    for key in ("fleiss", "kendall_w"):
+        stat = _section(agreement, key)
+        if stat:
+            rows.append(("overall", stat))
+    for judge in _list(agreement, "judge"):
+        stat = _section(judge, "alpha")
+        if stat:
+            rows.append((f"judge: {judge.get('agent')}", stat))
+    return rows
+
+
+def _flagged(agreement: dict[str, Any]) -> int:
+    return sum(1 for entry in _list(agreement, "annotators") if entry.get("flagged"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _md(text: Any) -> str:
+    """Text safe inside Markdown (and Markdown tables): special characters backslash-escaped."""
+    flat = " ".join(str(text).split())
+    return "".join(f"\\{ch}" if ch in _MD_SPECIAL else ch for ch in flat)
+
+
+def text_bar(share: float, width: int = BAR_WIDTH) -> str:
+    """A progress bar of block characters, e.g. '██████░░░░' for 0.6 at width 10."""
+    share = min(1.0, max(0.0, float(share))) if math.isfinite(share) else 0.0
+    filled = round(share * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|")
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown to paste into Discord or a Hub discussion."""
+    progress = _progress(report)
+    totals = _section(progress, "totals")
+    velocity = _section(progress, "velocity")
+    responses = _section(totals, "responses")
+    dataset = _section(report, "dataset")
+    agreement = _section(report, "agreement")
+    share = float(totals.get("completed_share") or 0.0)
+    lines = [f"## Annotation progress: {_md(_title(report))}", ""]
+    lines.append(
+        f"**{_int(totals.get('completed', 0))} of "
+        f"{_int(totals.get('records', 0))} records completed ({_pct(share)})**, "
+        f"each needing {_int(dataset.get('min_submitted', progress.get('min_submitted')))} "
+        "submitted responses."
+    )
+    lines += ["", f"`{text_bar(share)}` {_pct(share)}", ""]
+    window = velocity.get("window_days", progress.get("window_days"))
+    lines += _md_table(
+        ["", ""],
+        [
+            ["Pending records", _int(totals.get("pending", 0))],
+            [
+                "Submitted responses",
+                f"{_int(responses.get('submitted', 0))} (draft {_int(responses.get('draft', 0))}, "
+                f"discarded {_int(responses.get('discarded', 0))})",
+            ],
+            ["Still needed", f"{_int(totals.get('remaining_submissions', 0))} submissions"],
+            ["Velocity", f"{_float(velocity.get('per_day'))} submissions/day over the last {window} days"],
+            ["ETA", _md(_eta_text(progress))],
+            ["Records with conflicting answers", _md(_conflict_text(progress))],
+        ],
+        "lr",
+    )
+    rounds = _list(progress, "rounds")
+    if len(rounds) > 1:
+        lines += ["", "### Rounds", ""]
+        lines += _md_table(
+            ["Round", "Records", "Completed", "Pending", "Done", "Conflicts"],
+            [
+                [
+                    _md(r.get("round") if r.get("round") is not None else "none"),
+                    _int(r.get("records")),
+                    _int(r.get("completed")),
+                    _int(r.get("pending")),
+                    _pct(r["completed"] / r["records"] if r.get("records") else 0.0),
+                    _int(r.get("conflicts")),
+                ]
+                for r in rounds
+            ],
+            "lrrrrr",
+        )
+    annotators = _list(progress, "annotators")
+    lines += ["", "### Leaderboard", ""]
+    if annotators:
+        lines += _md_table(
+            ["#", "Annotator", "Submitted", "Share", "Draft", "Discarded", "Last active", "Active days"],
+            [
+                [
+                    _int(a.get("rank")),
+                    _md(a.get("annotator")),
+                    _int(a.get("submitted")),
+                    _pct(a.get("share")),
+                    _int(a.get("draft")),
+                    _int(a.get("discarded")),
+                    _md(_when(a.get("last_activity"))),
+                    _int(a.get("active_days")),
+                ]
+                for a in annotators[:MAX_LEADERBOARD]
+            ],
+            "rlrrrrlr",
+        )
+        if len(annotators) > MAX_LEADERBOARD:
+            lines += ["", f"…and {len(annotators) - MAX_LEADERBOARD} more annotators."]
+    else:
+        lines.append("No responses yet.")
+    lines += ["", "### Agreement", ""]
+    rows = agreement_rows(agreement)
+    if rows:
+        lines += _md_table(
+            ["Question", "Statistic", "Value", "n_units"],
+            [
+                [_md(label), _md(_stat_name(s)), _md(_stat_value(s)), _int(s.get("n_units"))]
+                for label, s in rows
+            ],
+            "llrr",
+        )
+        flagged = _flagged(agreement)
+        if flagged:
+            threshold = _list(agreement, "annotators")[0].get("threshold")
+            lines += ["", f"{flagged} annotator(s) agree with the others' consensus below {threshold}."]
+    else:
+        lines.append("No agreement figures yet.")
+    snap = _section(report, "snapshot")
+    lines += [
+        "",
+        f"_Snapshot {_md(snap.get('snapshot_id') or '-')}, synced {_md(_when(snap.get('synced_at')))}; "
+        "made with argilla-campaign._",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTML
+
+
+def _h(value: Any) -> str:
+    """Any value as escaped HTML text or attribute content."""
+    return html.escape(str(value), quote=True)
+
+
+_CSS = """
+:root { --fg:#1f2933; --muted:#616e7c; --line:#d9e2ec; --bg:#f5f7fa; --card:#fff;
+  --done:#2f855a; --draft:#d69e2e; --discarded:#a0aec0; --bar:#3182ce; --neg:#c53030; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { max-width: 980px; margin: 0 auto; padding: 24px; }
+h1 { margin: 0 0 4px; font-size: 26px; word-break: break-word; }
+h2 { margin: 0 0 12px; font-size: 18px; }
+.sub { color: var(--muted); margin: 0 0 20px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 8px;
+  padding: 16px 20px; margin: 0 0 16px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(135px, 1fr)); gap: 12px;
+  background: none; border: 0; padding: 0; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
+.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .v { font-size: 20px; font-weight: 600; white-space: nowrap; }
+.card .d { color: var(--muted); font-size: 13px; }
+.track { height: 18px; background: var(--line); border-radius: 9px; overflow: hidden; }
+.fill { height: 100%; background: var(--done); }
+table { border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 14px; }
+th, td { padding: 6px 8px; border-bottom: 1px solid var(--line); text-align: right; }
+th:first-child, td:first-child, td.l, th.l { text-align: left; }
+th { color: var(--muted); font-weight: 600; }
+svg { display: block; width: 100%; height: auto; }
+svg text { font: 12px system-ui, sans-serif; fill: var(--fg); }
+svg .axis { stroke: var(--muted); stroke-width: 1; }
+svg .grid { stroke: var(--line); stroke-width: 1; }
+svg .muted { fill: var(--muted); }
+.legend span { display: inline-block; margin-right: 14px; color: var(--muted); font-size: 13px; }
+.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
+footer { color: var(--muted); font-size: 13px; text-align: center; }
+"""
+
+
+def _count_axis(value: float, *, n_ticks: int = 4) -> tuple[float, float]:
+    """(top, step) of a count axis: a whole step of 1, 2 or 5 times a power of ten, top >= value."""
+    rough = max(value, 1.0) / n_ticks
+    power = 10 ** math.floor(math.log10(rough))
+    step = next((m * power for m in (1, 2, 5, 10) if m * power >= rough), 10 * power)
+    step = max(1.0, float(step))
+    return step * math.ceil(max(value, 1.0) / step), step
+
+
+def _axis_label(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _parse_time(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _empty_chart(label: str, message: str, width: int = 720, height: int = 80) -> str:
+    return (
+        f'<svg class="chart" role="img" aria-label="{_h(label)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}"><text class="muted" x="{width / 2}" y="{height / 2}" '
+        f'text-anchor="middle">{_h(message)}</text></svg>'
+    )
+
+
+def svg_progress_over_time(points: list[dict[str, Any]], *, width: int = 720, height: int = 260) -> str:
+    """Completed and total records at each sync, as an inline SVG line chart."""
+    label = "Completed records at each sync"
+    if not points:
+        return _empty_chart(label, "No syncs recorded yet: progress over time appears after the first sync.")
+    left, right, top, bottom = 56, 16, 16, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    times = [_parse_time(p.get("synced_at")) for p in points]
+    if any(t is None for t in times) or len({t for t in times}) < 2:
+        xs_raw = [float(i) for i in range(len(points))]
+    else:
+        xs_raw = [float(t) for t in times if t is not None]
+    lo, hi = min(xs_raw), max(xs_raw)
+    span = hi - lo
+    xs = [left + (plot_w * (x - lo) / span if span else plot_w / 2) for x in xs_raw]
+    completed = [float(p.get("completed") or 0) for p in points]
+    totals = [float((p.get("completed") or 0) + (p.get("pending") or 0)) for p in points]
+    y_max, step = _count_axis(max([*completed, *totals]))
+
+    def y(value: float) -> float:
+        return top + plot_h * (1 - value / y_max)
+
+    parts = [
+        f'<svg class="chart" id="chart-progress" role="img" aria-label="{_h(label)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+    ]
+    for i in range(round(y_max / step) + 1):
+        value = step * i
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
+            f'<text class="muted" x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
+            f"{_h(_axis_label(value))}</text>"
+        )
+    parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{y(0)}" y2="{y(0)}"/>')
+    for series, colour, dash in (
+        (totals, "var(--muted)", ' stroke-dasharray="5 4"'),
+        (completed, "var(--done)", ""),
+    ):
+        coords = " ".join(f"{x:.1f},{y(v):.1f}" for x, v in zip(xs, series, strict=True))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5"{dash} points="{coords}"/>')
+    for x, point, value in zip(xs, points, completed, strict=True):
+        tip = (
+            f"{_when(point.get('synced_at'))}: {_int(value)} completed, {_int(point.get('pending'))} pending"
+        )
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y(value):.1f}" r="3.5" fill="var(--done)"><title>{_h(tip)}</title></circle>'
+        )
+    first, last = _when(points[0].get("synced_at")), _when(points[-1].get("synced_at"))
+    parts.append(f'<text class="muted" x="{left}" y="{height - 10}">{_h(first)}</text>')
+    if len(points) > 1:
+        parts.append(
+            f'<text class="muted" x="{width - right}" y="{height - 10}" text-anchor="end">{_h(last)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_daily(daily: list[dict[str, Any]], *, width: int = 720, height: int = 160) -> str:
+    """Submitted responses per day in the velocity window, as an inline SVG column chart."""
+    label = "Submitted responses per day"
+    if not daily:
+        return _empty_chart(label, "No days in the window.")
+    left, right, top, bottom = 56, 16, 12, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [float(d.get("submitted") or 0) for d in daily]
+    y_max, _step = _count_axis(max(values))
+    slot = plot_w / len(daily)
+    parts = [
+        f'<svg class="chart" id="chart-daily" role="img" aria-label="{_h(label)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+        f'<text class="muted" x="{left - 6}" y="{top + 4}" text-anchor="end">{_h(_axis_label(y_max))}</text>',
+        f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>',
+    ]
+    for i, (day, value) in enumerate(zip(daily, values, strict=True)):
+        bar_h = plot_h * value / y_max
+        x = left + i * slot + slot * 0.15
+        parts.append(
+            f'<rect x="{x:.1f}" y="{top + plot_h - bar_h:.1f}" width="{slot * 0.7:.1f}" height="{bar_h:.1f}" '
+            f'fill="var(--bar)"><title>{_h(day.get("date"))}: {_h(_int(value))}</title></rect>'
+        )
+        if len(daily) <= 14 or i in (0, len(daily) - 1):
+            parts.append(
+                f'<text class="muted" x="{x + slot * 0.35:.1f}" y="{height - 8}" text-anchor="middle">'
+                f"{_h(str(day.get('date', ''))[5:])}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_leaderboard(annotators: list[dict[str, Any]], *, width: int = 720) -> str:
+    """Submitted, draft and discarded responses per annotator, as inline SVG stacked bars."""
+    label = "Responses per annotator"
+    shown = annotators[:MAX_CHART_ANNOTATORS]
+    if not shown:
+        return _empty_chart(label, "No responses yet.")
+    row_h, top, left, right = 24, 8, 170, 70
+    height = top * 2 + row_h * len(shown)
+    plot_w = width - left - right
+    totals = [sum(int(a.get(k) or 0) for k in ("submitted", "draft", "discarded")) for a in shown]
+    x_max = float(max([*totals, 1]))
+    parts = [
+        f'<svg class="chart" id="chart-leaderboard" role="img" aria-label="{_h(label)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+    ]
+    for i, annotator in enumerate(shown):
+        y = top + i * row_h
+        name = str(annotator.get("annotator", ""))
+        short = name if len(name) <= 22 else name[:21] + "…"
+        parts.append(
+            f'<text x="{left - 8}" y="{y + row_h * 0.65:.1f}" text-anchor="end"><title>{_h(name)}</title>'
+            f"{_h(short)}</text>"
+        )
+        x = float(left)
+        for key, colour in (
+            ("submitted", "var(--done)"),
+            ("draft", "var(--draft)"),
+            ("discarded", "var(--discarded)"),
+        ):
+            count = int(annotator.get(key) or 0)
+            if not count:
+                continue
+            bar_w = plot_w * count / x_max
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y + 3}" width="{bar_w:.1f}" height="{row_h - 6}" fill="{colour}">'
+                f"<title>{_h(name)}: {_h(_int(count))} {key}</title></rect>"
+            )
+            x += bar_w
+        parts.append(
+            f'<text class="muted" x="{x + 6:.1f}" y="{y + row_h * 0.65:.1f}">'
+            f"{_h(_int(annotator.get('submitted')))}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_agreement(rows: list[tuple[str, dict[str, Any]]], *, width: int = 720) -> str:
+    """One bar per agreement figure on a -1..1 scale, labelled with its value and n_units."""
+    label = "Agreement per question"
+    if not rows:
+        return _empty_chart(label, "No agreement figures yet.")
+    row_h, top, left, right = 26, 22, 250, 150
+    height = top + row_h * len(rows) + 8
+    plot_w = width - left - right
+    values = [s.get("value") for _, s in rows]
+    finite = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    lo = -1.0 if finite and min(finite) < 0 else 0.0
+
+    def x(value: float) -> float:
+        return left + plot_w * (value - lo) / (1.0 - lo)
+
+    parts = [
+        f'<svg class="chart" id="chart-agreement" role="img" aria-label="{_h(label)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+    ]
+    for tick in (lo, (lo + 1) / 2, 1.0):
+        parts.append(
+            f'<line class="grid" x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top - 4}" y2="{height - 8}"/>'
+            f'<text class="muted" x="{x(tick):.1f}" y="{top - 8}" text-anchor="middle">{tick:g}</text>'
+        )
+    for i, (name, stat) in enumerate(rows):
+        y = top + i * row_h
+        text = f"{name} · {_stat_name(stat)}"
+        short = text if len(text) <= 38 else text[:37] + "…"
+        parts.append(
+            f'<text x="{left - 8}" y="{y + row_h * 0.65:.1f}" text-anchor="end"><title>{_h(text)}</title>'
+            f"{_h(short)}</text>"
+        )
+        value = stat.get("value")
+        n_units = f"n_units={_int(stat.get('n_units'))}"
+        if isinstance(value, int | float) and math.isfinite(value):
+            start, end = sorted((x(max(lo, 0.0)), x(max(lo, min(1.0, float(value))))))
+            colour = "var(--neg)" if value < 0 else "var(--bar)"
+            parts.append(
+                f'<rect x="{start:.1f}" y="{y + 4}" width="{max(end - start, 1.0):.1f}" height="{row_h - 8}" '
+                f'fill="{colour}"><title>{_h(text)}: {value:.3f} ({n_units})</title></rect>'
+            )
+            caption = f"{value:.3f} ({n_units})"
+        else:
+            caption = f"{stat.get('note') or 'not enough data'} ({n_units})"
+        parts.append(
+            f'<text class="muted" x="{width - right + 8}" y="{y + row_h * 0.65:.1f}">{_h(caption)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], left: Sequence[int] = (0,)) -> str:
+    """A table whose cells are escaped; columns in `left` are left-aligned."""
+    head = "".join(
+        f'<th class="l">{_h(h)}</th>' if i in left else f"<th>{_h(h)}</th>" for i, h in enumerate(header)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="l">{_h(c)}</td>' if i in left else f"<td>{_h(c)}</td>" for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _card(key: str, value: str, detail: str = "") -> str:
+    extra = f'<div class="d">{_h(detail)}</div>' if detail else ""
+    return f'<div class="card"><div class="k">{_h(key)}</div><div class="v">{_h(value)}</div>{extra}</div>'
+
+
+def _eta_card(progress: dict[str, Any]) -> str:
+    velocity = _section(progress, "velocity")
+    text = _eta_text(progress)
+    if text == "done":
+        return _card("ETA", "done", "every record is complete")
+    if velocity.get("eta_date") is None:
+        return _card("ETA", "unknown", f"no submissions in the last {velocity.get('window_days')} days")
+    return _card("ETA", str(velocity["eta_date"]), f"in {_float(velocity.get('eta_days'))} days")
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page: inline CSS and SVG charts, no network needed."""
+    progress = _progress(report)
+    totals = _section(progress, "totals")
+    velocity = _section(progress, "velocity")
+    responses = _section(totals, "responses")
+    dataset = _section(report, "dataset")
+    snap = _section(report, "snapshot")
+    agreement = _section(report, "agreement")
+    share = float(totals.get("completed_share") or 0.0)
+    title = _title(report)
+    window = velocity.get("window_days", progress.get("window_days"))
+    subtitle = " · ".join(
+        part
+        for part in (
+            f"template {dataset.get('template') or '-'}",
+            f"{_int(dataset.get('min_submitted', progress.get('min_submitted')))} submitted responses per record",
+            f"snapshot {snap.get('snapshot_id') or '-'}",
+            f"synced {_when(snap.get('synced_at'))}",
+        )
+    )
+    conflicts = _section(progress, "conflicts")
+    cards = "".join(
+        [
+            _card(
+                "Completed",
+                _int(totals.get("completed", 0)),
+                f"of {_int(totals.get('records', 0))} records · {_pct(share)}",
+            ),
+            _card(
+                "Pending",
+                _int(totals.get("pending", 0)),
+                f"{_int(totals.get('remaining_submissions', 0))} submissions needed",
+            ),
+            _card(
+                "Submitted",
+                _int(responses.get("submitted", 0)),
+                f"draft {_int(responses.get('draft', 0))} · discarded {_int(responses.get('discarded', 0))}",
+            ),
+            _card("Velocity", f"{_float(velocity.get('per_day'))}/day", f"last {window} days"),
+            _eta_card(progress),
+            _card(
+                "Conflicts",
+                _int(conflicts.get("records", 0)),
+                f"of {_int(conflicts.get('checked', 0))} records with 2+ submitted",
+            ),
+        ]
+    )
+    annotators = _list(progress, "annotators")
+    leaderboard = _html_table(
+        ["#", "Annotator", "Submitted", "Share", "Draft", "Discarded", "Last active", "Active days"],
+        [
+            [
+                _int(a.get("rank")),
+                a.get("annotator", ""),
+                _int(a.get("submitted")),
+                _pct(a.get("share")),
+                _int(a.get("draft")),
+                _int(a.get("discarded")),
+                _when(a.get("last_activity")),
+                _int(a.get("active_days")),
+            ]
+            for a in annotators
+        ],
+        left=(1, 6),
+    )
+    rows = agreement_rows(agreement)
+    agreement_table = _html_table(
+        ["Question", "Statistic", "Value", "n_units", "Annotators"],
+        [
+            [label, _stat_name(s), _stat_value(s), _int(s.get("n_units")), _int(s.get("n_annotators"))]
+            for label, s in rows
+        ],
+        left=(0, 1),
+    )
+    flagged = _flagged(agreement)
+    flagged_note = (
+        f"<p>{_h(flagged)} annotator(s) agree with the others' consensus below "
+        f"{_h(_list(agreement, 'annotators')[0].get('threshold'))}.</p>"
+        if flagged
+        else ""
+    )
+    rounds = _list(progress, "rounds")
+    rounds_section = ""
+    if rounds:
+        rounds_section = (
+            "<section><h2>Rounds</h2>"
+            + _html_table(
+                ["Round", "Records", "Completed", "Pending", "Done", "Submitted", "Conflicts"],
+                [
+                    [
+                        r.get("round") if r.get("round") is not None else "none",
+                        _int(r.get("records")),
+                        _int(r.get("completed")),
+                        _int(r.get("pending")),
+                        _pct(r["completed"] / r["records"] if r.get("records") else 0.0),
+                        _int(r.get("submitted")),
+                        _int(r.get("conflicts")),
+                    ]
+                    for r in rounds
+                ],
+            )
+            + "</section>"
+        )
+    legend = (
+        '<div class="legend"><span><i style="background:var(--done)"></i>submitted</span>'
+        '<span><i style="background:var(--draft)"></i>draft</span>'
+        '<span><i style="background:var(--discarded)"></i>discarded</span></div>'
+    )
+    over_legend = (
+        '<div class="legend"><span><i style="background:var(--done)"></i>completed records</span>'
+        '<span><i style="background:var(--muted)"></i>all records</span></div>'
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>Campaign status: {_h(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<h1>{_h(title)}</h1>
+<p class="sub">{_h(subtitle)}</p>
+<section class="cards">{cards}</section>
+<section><h2>Completion</h2>
+<div class="track" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{100 * share:.1f}">
+<div class="fill" style="width:{100 * min(1.0, max(0.0, share)):.2f}%"></div></div>
+<p>{_h(_int(totals.get("completed", 0)))} of {_h(_int(totals.get("records", 0)))} records have at least
+{_h(_int(dataset.get("min_submitted", progress.get("min_submitted"))))} submitted responses ({_h(_pct(share))}).</p>
+</section>
+<section><h2>Progress over time</h2>{over_legend}{svg_progress_over_time(_list(progress, "over_time"))}</section>
+<section><h2>Submissions per day</h2>{svg_daily(_list(velocity, "daily"))}</section>
+<section><h2>Annotator leaderboard</h2>{legend}{svg_leaderboard(annotators)}{leaderboard}</section>
+<section><h2>Agreement</h2>{svg_agreement(rows)}{agreement_table}{flagged_note}</section>
+{rounds_section}
+<footer>Made with argilla-campaign from snapshot {_h(snap.get("snapshot_id") or "-")}.</footer>
+</main>
+</body>
+</html>
+"""

@@ -1,0 +1,229 @@
+"""Report assembly and its Markdown and self-contained HTML renderers."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_progress import NOW, at, make_snapshot, rate, rating_snapshot, rec
+
+from campaign.agreement import campaign_agreement
+from campaign.errors import InputError
+from campaign.progress import compute_progress
+from campaign.report import build_report, render_html, render_markdown, text_bar
+from campaign.snapshot import Snapshot
+
+CHROMIUM = Path("/usr/bin/chromium")
+EVIL = "<script>alert('x')</script>"
+VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
+SVG_LEAVES = {"line", "polyline", "circle", "rect", "path"}
+
+
+def evil_snapshot() -> Snapshot:
+    """A small rating campaign whose usernames and dataset name try to inject markup."""
+    records = rec("r1") + rec("r2")
+    responses = (
+        rate("r1", EVIL, [5, 1], at(9))
+        + rate("r1", "bob|*pipe*", [1, 1], at(9))
+        + rate("r2", EVIL, [3, 3], at(8))
+        + rate("r2", "bob|*pipe*", [3, 4], at(8))
+    )
+    return make_snapshot(records, responses, dataset='<img src="https://evil.example/x.png">')
+
+
+def test_build_report_assembles_the_status_json():
+    snap = rating_snapshot(api_key="secret-key-123", api_url="http://127.0.0.1:6900", password="hunter2")
+    report = build_report(snap, now=NOW)
+    assert report["schema_version"] == 1
+    assert report["dataset"] == {
+        "name": "haiku-dpo",
+        "workspace": "community",
+        "template": "rating",
+        "min_submitted": 2,
+    }
+    assert report["snapshot"] == {"snapshot_id": "snap-7", "synced_at": "2024-05-10T12:00:00+00:00"}
+    assert report["progress"] == compute_progress(snap, now=NOW)
+    assert report["agreement"] == campaign_agreement(snap.responses, "rating", snap.suggestions)
+    text = json.dumps(report)
+    for secret in ("secret-key-123", "127.0.0.1", "hunter2"):
+        assert secret not in text
+    assert json.loads(text) == report
+
+
+def test_template_comes_from_records_when_meta_lacks_it():
+    snap = rating_snapshot(template=None)
+    assert build_report(snap, now=NOW)["dataset"]["template"] == "rating"
+    with pytest.raises(InputError, match="template"):
+        build_report(make_snapshot([], [], template=None), now=NOW)
+
+
+def test_text_bar():
+    assert text_bar(0.4) == "█" * 8 + "░" * 12
+    assert text_bar(0.0, width=4) == "░░░░" and text_bar(1.5, width=4) == "████"
+
+
+def test_markdown_carries_the_numbers():
+    md = render_markdown(build_report(rating_snapshot(), now=NOW))
+    assert md.startswith("## Annotation progress: community/haiku-dpo")
+    assert "**2 of 5 records completed (40.0%)**, each needing 2 submitted responses." in md
+    assert "`████████░░░░░░░░░░░░` 40.0%" in md
+    assert "| Pending records | 3 |" in md
+    assert "| Submitted responses | 6 (draft 1, discarded 1) |" in md
+    assert "| Still needed | 5 submissions |" in md
+    assert "| Velocity | 0.7 submissions/day over the last 7 days |" in md
+    assert "| ETA | 2024-05-17 (in 7.0 days) |" in md
+    assert "| Records with conflicting answers | 2 of 2 checked (rating\\_1: 1, rating\\_2: 1) |" in md
+    assert "| 1 | alice | 3 | 50.0% | 0 | 1 | 2024-05-09 10:00 UTC | 4 |" in md
+    assert "| 2 | bob | 2 | 33.3% | 1 | 0 | 2024-05-09 11:00 UTC | 3 |" in md
+    assert "| 3 | carol | 1 | 16.7% | 0 | 0 | 2024-05-01 09:00 UTC | 1 |" in md
+    assert "| Round | Records | Completed | Pending | Done | Conflicts |" in md
+    assert "| 1 | 3 | 1 | 2 | 33.3% | 1 |" in md
+    assert "| 2 | 2 | 1 | 1 | 50.0% | 1 |" in md
+    assert "| Question | Statistic | Value | n\\_units |" not in md  # header cells are not escaped
+    assert "| Question | Statistic | Value | n_units |" in md
+    agreement = build_report(rating_snapshot(), now=NOW)["agreement"]
+    overall = agreement["overall"]
+    assert f"| overall | Krippendorff's α (ordinal) | {overall['value']:.3f} | {overall['n_units']} |" in md
+    assert "_Snapshot snap-7, synced 2024-05-10 12:00 UTC" in md
+
+
+def test_markdown_escapes_usernames():
+    md = render_markdown(build_report(evil_snapshot(), now=NOW))
+    assert re.search(r"(?<!\\)[<>]", md) is None  # every angle bracket is escaped
+    assert "\\<script\\>" in md and "\\<img src=" in md
+    assert "bob\\|\\*pipe\\*" in md
+    # every leaderboard row still has 8 cells: escaped pipes do not split them
+    rows = [line for line in md.splitlines() if "pipe" in line and line.startswith("| ")]
+    assert rows and all(line.replace("\\|", "").count("|") == 9 for line in rows)
+
+
+def test_empty_report_renders():
+    report = build_report(Snapshot(meta={"min_submitted": 2, "template": "binary"}), now=NOW)
+    assert report["progress"]["velocity"]["eta_date"] is None
+    md = render_markdown(report)
+    assert "**0 of 0 records completed (0.0%)**" in md
+    assert "unknown (no submissions in the last 7 days)" in md
+    assert "No responses yet." in md
+    html = render_html(report)
+    assert "No syncs recorded yet" in html and "No responses yet." in html
+    _check_html(html)
+
+
+def test_renderers_accept_the_json_round_trip():
+    report = build_report(rating_snapshot(), now=NOW)
+    again = json.loads(json.dumps(report))
+    assert render_markdown(again) == render_markdown(report)
+    assert render_html(again) == render_html(report)
+
+
+class _Checker(HTMLParser):
+    """Collects tags and attributes and checks that non-void elements nest and close."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str, str | None]] = []
+        self.errors: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend((tag, name, value) for name, value in attrs)
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend((tag, name, value) for name, value in attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
+            return
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _check_html(html: str, *, url_text: bool = False) -> _Checker:
+    """Parse, check nesting, and refuse anything that could load a resource (URLs as text allowed on request)."""
+    checker = _Checker()
+    checker.feed(html)
+    checker.close()
+    assert checker.errors == []
+    assert checker.stack == []
+    assert checker.tags[:1] == ["html"] and html.startswith("<!DOCTYPE html>")
+    for forbidden in ("script", "link", "img", "iframe", "object", "embed"):
+        assert forbidden not in checker.tags
+    for _tag, name, value in checker.attrs:
+        if name in ("src", "href", "xlink:href", "action", "srcset"):
+            pytest.fail(f"external reference {name}={value!r}")
+        assert not name.startswith("on")
+    if not url_text:
+        assert "http://" not in html and "https://" not in html
+    assert "url(" not in html and "@import" not in html
+    return checker
+
+
+def test_html_is_self_contained_and_well_formed():
+    html = render_html(build_report(rating_snapshot(), now=NOW))
+    checker = _check_html(html)
+    assert checker.tags.count("svg") == 4
+    ids = {value for _tag, name, value in checker.attrs if name == "id"}
+    assert {"chart-progress", "chart-daily", "chart-leaderboard", "chart-agreement"} <= ids
+    text = " ".join(checker.text)
+    assert "of 5 records · 40.0%" in text and "2024-05-17" in text and "in 7.0 days" in text
+    assert "alice" in text and "n_units" in text
+    # the progress chart has a point per sync
+    assert checker.tags.count("circle") == 2
+
+
+def test_html_escapes_every_string_from_data():
+    html = render_html(build_report(evil_snapshot(), now=NOW))
+    checker = _check_html(html, url_text=True)  # the dataset name holds a URL, shown as text
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    assert EVIL in " ".join(checker.text)  # shown as text, not run
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's /usr/bin/chromium")
+def test_html_renders_in_headless_chromium(tmp_path: Path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    path = tmp_path / "report.html"
+    path.write_text(render_html(build_report(rating_snapshot(), now=NOW)), encoding="utf-8")
+    requests: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(path.as_uri())
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            counts: dict[str, Any] = page.evaluate(
+                "() => ({svg: document.querySelectorAll('svg').length,"
+                " rect: document.querySelectorAll('svg rect').length,"
+                " polyline: document.querySelectorAll('svg polyline').length,"
+                " width: document.querySelector('#chart-leaderboard').getBoundingClientRect().width})"
+            )
+        finally:
+            browser.close()
+    png = tmp_path / "report.png"
+    assert png.exists() and png.stat().st_size > 20_000
+    assert counts["svg"] == 4 and counts["rect"] > 0 and counts["polyline"] == 2 and counts["width"] > 100
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
