@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -436,14 +435,12 @@ def big_snapshot(n_records: int = 20_000, annotators: int = 3, slots: int = 2) -
     )
 
 
-def test_benchmark_20k_records_by_3_annotators_under_a_second():
+def test_counts_at_20k_records_by_3_annotators():
+    # Speed is measured by benchmarks/status.py, not here; this checks the counts at scale.
     snap = big_snapshot()
-    start = time.perf_counter()
     out = compute_progress(snap)
-    elapsed = time.perf_counter() - start
     assert out["totals"]["records"] == 20_000
     # (i + a) % 4 == 0 is a draft: exactly one of any 4 consecutive (i + a) values.
     drafts = sum(1 for i in range(20_000) for a in range(3) if (i + a) % 4 == 0)
     assert out["totals"]["responses"]["draft"] == drafts
     assert out["totals"]["responses"]["submitted"] == 60_000 - drafts
-    assert elapsed < 1.0, f"compute_progress took {elapsed:.2f}s"
