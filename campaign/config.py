@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,12 +49,14 @@ def read_credentials(path: Path) -> dict[str, str]:
         raise ConfigError(msg)
     missing = [key for key in ("api_url", "api_key") if not isinstance(data.get(key), str) or not data[key]]
     if missing:
-        msg = f"Credentials file {path} lacks {', '.join(missing)}. Run 'campaign server start' to rewrite it."
+        msg = (
+            f"Credentials file {path} lacks {', '.join(missing)}. Run 'campaign server start' to rewrite it."
+        )
         raise ConfigError(msg)
     return {str(k): str(v) for k, v in data.items()}
 
 
-def write_private_json(path: Path, data: dict[str, object]) -> None:
+def write_private_json(path: Path, data: Mapping[str, object]) -> None:
     """Write JSON readable by the owner only (0600), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -408,7 +408,7 @@ def sync_snapshot(
     save_snapshot(campaign_dir, snapshot)
     result = SyncResult(
         sync_id=sync_id,
-        synced_at=meta["synced_at"],
+        synced_at=now.isoformat(),
         mode=mode,
         n_records=records["record_id"].n_unique() if records.height else 0,
         n_responses=n_responses,

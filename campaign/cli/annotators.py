@@ -65,7 +65,7 @@ def add(
             specs.append(spec_for_username(name))
             known.add(name)
         results = add_annotators(argilla.connect(), campaign.workspace, specs)
-    new_passwords = [(r.username, r.password) for r in results if r.password]
+    new_passwords = [(r.username, r.password) for r in results if r.password is not None]
     if out is not None and new_passwords:
         _write_passwords(out, new_passwords)
     if as_json:
@@ -84,7 +84,7 @@ def add(
         note("These passwords are shown once. Share each privately; annotators log in at the server's URL.")
 
 
-def _write_passwords(path: Path, rows: list[tuple[str, str | None]]) -> None:
+def _write_passwords(path: Path, rows: list[tuple[str, str]]) -> None:
     import csv
     import io
     import os

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -10,6 +11,10 @@ from rich.table import Table
 
 from campaign.cli._output import note, print_json, stderr, stdout
 from campaign.cli.setup import campaign_option, user_errors
+
+if TYPE_CHECKING:
+    from campaign.campaign_file import CampaignFile
+    from campaign.seed import PlanPreview
 
 
 def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
@@ -139,7 +144,9 @@ def seed(
             def on_batch(created: int, present: int) -> None:
                 totals["created"] += created
                 totals["present"] += present
-                progress.update(task, advance=created + present, **totals)
+                progress.update(
+                    task, advance=created + present, created=totals["created"], present=totals["present"]
+                )
 
             outcome = write_plan(client, str(dataset["id"]), plan, on_batch=on_batch)
     summary = outcome.to_dict()
@@ -159,7 +166,7 @@ def seed(
     stdout.print(f"Annotators work at {summary['dataset']['url']}")
 
 
-def seed_kind(campaign) -> str:  # type: ignore[no-untyped-def]
+def seed_kind(campaign: CampaignFile) -> str:
     """The built-in record layout (rating, ranking, binary) that the campaign's template follows."""
     from campaign.errors import UsageError
     from campaign.seed import TEMPLATES
@@ -176,7 +183,7 @@ def seed_kind(campaign) -> str:  # type: ignore[no-untyped-def]
     raise UsageError(msg)
 
 
-def _show_report(report: dict) -> None:  # type: ignore[type-arg]
+def _show_report(report: dict[str, Any]) -> None:
     if report["skipped"] or report["suggestion_skipped"]:
         table = Table(title="Skipped", title_justify="left")
         table.add_column("reason")
@@ -193,7 +200,7 @@ def _show_report(report: dict) -> None:  # type: ignore[type-arg]
             )
 
 
-def _show_dry_run(preview, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _show_dry_run(preview: PlanPreview, as_json: bool) -> None:
     if as_json:
         print_json(
             {"records": [r.to_argilla_dict() for r in preview.records], "report": preview.report.to_dict()}

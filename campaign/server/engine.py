@@ -319,13 +319,13 @@ def compile_order(order: Order, dataset: Dataset | None = None) -> Clause:
         )
     if isinstance(scope, ResponseFilterScope):
         question = scope.question or scope.property
-        user_sql, params = ("", (question,))
+        user_sql, params = "", [question]
         if scope.user is not None:
-            user_sql, params = " AND v.user_id = ?", (question, str(scope.user.id))
+            user_sql, params = " AND v.user_id = ?", [question, str(scope.user.id)]
         return Clause(
             f"(SELECT avg(v.vnum) FROM idx_response_values v WHERE v.rid = r.rid AND v.question = ?{user_sql})"
             f" {direction} NULLS LAST",
-            params,
+            tuple(params),
         )
     msg = f"Cannot process request for search scope {scope}"
     raise ValueError(msg)
@@ -342,12 +342,11 @@ def _metadata_sort_column(name: str, dataset: Dataset | None) -> str:
 def _text_search(dataset: Dataset, query: TextQuery | str | None) -> TextSearch | None:
     if query is None:
         return None
-    if isinstance(query, str):
-        query = TextQuery(q=query)
-    if query.field and dataset.field_by_name(query.field) is None:
-        msg = f"Field {query.field} not found in dataset {dataset.id}"
+    text = TextQuery(q=query) if isinstance(query, str) else query
+    if text.field and dataset.field_by_name(text.field) is None:
+        msg = f"Field {text.field} not found in dataset {dataset.id}"
         raise Exception(msg)
-    return TextSearch(q=query.q, field=query.field)
+    return TextSearch(q=text.q, field=text.field)
 
 
 @SearchEngine.register(engine_name=ENGINE_NAME)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 SUPPORTED_VERSION = "2.8.0"
 
@@ -34,7 +35,7 @@ def _sqlite_pragmas() -> None:
         return
 
     @event.listens_for(Engine, "connect")
-    def _wal(dbapi_connection, connection_record):  # type: ignore[no-untyped-def]
+    def _wal(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
