@@ -28,11 +28,13 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 SPEEDUPS_ENV = "CAMPAIGN_SPEEDUPS"
 RUN_DIR_ENV = "CAMPAIGN_RUN_DIR"
+T = TypeVar("T")
 
 
 def _private_tempdir(role: str) -> None:
@@ -115,16 +117,34 @@ async def _stale_datasets() -> list[str]:
     return stale
 
 
-def _reindex(dataset_ids: list[str] | None) -> None:
+async def _reindex(dataset_ids: list[str] | None) -> None:
     from uuid import UUID
 
-    from argilla_server.cli.search_engine.reindex import _reindex
+    from argilla_server.cli.search_engine.reindex import _reindex as reindex_one
 
     if dataset_ids is None:
-        asyncio.run(_reindex(None))
+        await reindex_one(None)
     else:
         for dataset_id in dataset_ids:
-            asyncio.run(_reindex(UUID(dataset_id)))
+            await reindex_one(UUID(dataset_id))
+
+
+async def _in_one_loop(steps: Awaitable[T]) -> T:
+    """Await steps, then close argilla's pooled connections: asyncpg's belong to this event loop."""
+    from argilla_server.database import async_engine
+
+    try:
+        return await steps
+    finally:
+        await async_engine.dispose()
+
+
+async def _prepare_database() -> dict[str, Any]:
+    owner = await _upsert_owner()
+    stale = await _stale_datasets()
+    if stale:
+        await _reindex(stale)
+    return {"owner": owner, "reindexed": stale}
 
 
 def prepare() -> dict[str, Any]:
@@ -136,11 +156,8 @@ def prepare() -> dict[str, Any]:
 
     with contextlib.redirect_stdout(io.StringIO()):
         migrate_db(revision="head")
-    owner = asyncio.run(_upsert_owner())
-    stale = asyncio.run(_stale_datasets())
-    if stale:
-        _reindex(stale)
-    return {"owner": owner, "reindexed": stale}
+    # One event loop for every async step (a second asyncio.run would reuse asyncpg connections of the first).
+    return asyncio.run(_in_one_loop(_prepare_database()))
 
 
 def serve(host: str, port: int) -> None:
@@ -180,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.role == "worker":
         worker()
     else:
-        _reindex(args.dataset)
+        asyncio.run(_in_one_loop(_reindex(args.dataset)))
     return 0
 
 

@@ -1,0 +1,132 @@
+"""End to end in the web UI: an annotator signs in, rates a record in Chromium, and the API sees it."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server_helpers import api, create_annotator
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the networking flags Chromium's background connections are refused by a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def chromium() -> Any:
+    """Debian's Chromium under Playwright (playwright cannot download its own browsers here)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must run the browser test")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def rating_dataset(local_server: Any) -> dict[str, Any]:
+    """A workspace with one annotator and a rating dataset of three records."""
+    import argilla as rg
+
+    client = local_server.client()
+    workspace = rg.Workspace(name="browser", client=client).create()
+    annotator = create_annotator(local_server.api_url, local_server.api_key, "browser-ann", str(workspace.id))
+    settings = rg.Settings(
+        guidelines="Rate the response from 1 (bad) to 5 (good).",
+        fields=[rg.TextField(name="prompt"), rg.TextField(name="response_1")],
+        questions=[rg.RatingQuestion(name="rating_1", values=[1, 2, 3, 4, 5])],
+    )
+    dataset = rg.Dataset(
+        name="browser-rating", workspace="browser", settings=settings, client=client
+    ).create()
+    dataset.records.log(
+        [
+            rg.Record(
+                id=f"b{i}", fields={"prompt": f"Browser prompt {i}", "response_1": f"Browser answer {i}"}
+            )
+            for i in range(3)
+        ]
+    )
+    return {"id": str(dataset.id), "annotator": annotator}
+
+
+def _submitted_responses(
+    local_server: Any, dataset_id: str, user_id: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """(prompt, response) pairs of the user's submitted responses, as the owner reads them."""
+    listed = api(
+        local_server.api_url,
+        local_server.api_key,
+        "GET",
+        f"/datasets/{dataset_id}/records",
+        params={"include": ["responses"], "limit": 100},
+    )
+    assert listed.status_code == 200, listed.text
+    return [
+        (record["fields"]["prompt"], response)
+        for record in listed.json()["items"]
+        for response in record["responses"]
+        if response["user_id"] == user_id and response["status"] == "submitted"
+    ]
+
+
+def test_annotator_submits_a_rating_in_the_web_ui(
+    local_server: Any, rating_dataset: dict[str, Any], chromium: Any, tmp_path: Path
+) -> None:
+    annotator = rating_dataset["annotator"]
+    page = chromium.new_page()
+    page.set_default_timeout(30_000)
+
+    page.goto(f"{local_server.api_url}/sign-in")
+    page.get_by_role("textbox", name="Username").fill(annotator["username"])
+    page.get_by_role("textbox", name="Password").fill(annotator["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/sign-in" not in url)
+
+    page.goto(f"{local_server.api_url}/dataset/{rating_dataset['id']}/annotation-mode")
+    question = page.get_by_label("Question: rating_1")
+    question.get_by_role("button", name="4", exact=True).click()
+    prompt = page.get_by_text(re.compile(r"^Browser prompt \d$")).inner_text().strip()
+    page.get_by_role("button", name=re.compile(r"Submit$")).click()
+
+    deadline = time.monotonic() + 10
+    submitted = _submitted_responses(local_server, rating_dataset["id"], annotator["id"])
+    while not submitted and time.monotonic() < deadline:
+        time.sleep(0.25)
+        submitted = _submitted_responses(local_server, rating_dataset["id"], annotator["id"])
+    screenshot = tmp_path / "annotation-mode.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+
+    assert screenshot.exists() and screenshot.stat().st_size > 0
+    assert len(submitted) == 1, submitted
+    shown_prompt, response = submitted[0]
+    assert shown_prompt == prompt
+    assert response["values"] == {"rating_1": {"value": 4}}
+
+    import argilla as rg
+
+    dataset = local_server.client().datasets("browser-rating", workspace="browser")
+    query = rg.Query(filter=rg.Filter([("response.status", "==", "submitted")]))
+    records = list(dataset.records(query=query, with_responses=True))
+    assert [r.fields["prompt"] for r in records] == [prompt]
+    assert [(str(r.user_id), r.value) for r in records[0].responses["rating_1"]] == [(annotator["id"], 4)]
