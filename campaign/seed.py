@@ -20,7 +20,7 @@ import heapq
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -779,7 +779,9 @@ class SeedOutcome:
         }
 
 
-def to_rest_record(payload: RecordPayload, question_ids: Mapping[str, str]) -> dict[str, Any]:
+def to_rest_record(
+    payload: RecordPayload, question_ids: Mapping[str, str], *, ranking_questions: Collection[str] = ()
+) -> dict[str, Any]:
     """The body of one record for argilla-server's bulk upsert, keyed by the stable id."""
     from campaign.client import safe_agent
 
@@ -788,7 +790,11 @@ def to_rest_record(payload: RecordPayload, question_ids: Mapping[str, str]) -> d
         if s.question not in question_ids:
             msg = f"Record {payload.id}: the dataset has no question {s.question!r} for a suggestion."
             raise InputError(msg)
-        item: dict[str, Any] = {"question_id": question_ids[s.question], "value": s.value, "type": "model"}
+        value = s.value
+        if s.question in ranking_questions:
+            # The REST API takes a ranking as [{"value": option}, ...] (the SDK converts the same way).
+            value = [{"value": str(option)} for option in value]
+        item: dict[str, Any] = {"question_id": question_ids[s.question], "value": value, "type": "model"}
         agent = safe_agent(s.agent)
         if agent:
             item["agent"] = agent
@@ -819,7 +825,9 @@ def write_plan(
     from concurrent.futures import Future, ThreadPoolExecutor
 
     started = time.perf_counter()
-    question_ids = {q["name"]: str(q["id"]) for q in client.questions(dataset_id)}
+    questions = client.questions(dataset_id)
+    question_ids = {q["name"]: str(q["id"]) for q in questions}
+    rankings = {q["name"] for q in questions if (q.get("settings") or {}).get("type") == "ranking"}
     outcome = SeedOutcome()
     pending: list[Future[int]] = []
     # Two requests in flight: the server writes one batch while the next is planned and checked.
@@ -827,7 +835,11 @@ def write_plan(
         for batch in plan:
             ids = [p.id for p in batch]
             present = client.existing_external_ids(dataset_id, ids)
-            fresh = [to_rest_record(p, question_ids) for p in batch if p.id not in present]
+            fresh = [
+                to_rest_record(p, question_ids, ranking_questions=rankings)
+                for p in batch
+                if p.id not in present
+            ]
             outcome.already_present += len(batch) - len(fresh)
             if fresh:
                 pending.append(pool.submit(client.upsert_records, dataset_id, fresh))
