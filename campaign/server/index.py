@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idx_meta (key TEXT PRIMARY KEY, value TEXT);
@@ -67,7 +67,22 @@ CREATE TABLE IF NOT EXISTS idx_vectors (
 CREATE VIRTUAL TABLE IF NOT EXISTS idx_text USING fts5 (
     content, field UNINDEXED, rid UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS idx_text_all USING fts5 (
+    content, rid UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+);
 """
+TABLES = (
+    "idx_meta",
+    "idx_datasets",
+    "idx_records",
+    "idx_metadata",
+    "idx_suggestions",
+    "idx_responses",
+    "idx_response_values",
+    "idx_vectors",
+    "idx_text",
+    "idx_text_all",
+)
 
 # The field name under which a record's text fields are indexed together, for queries over all fields.
 ALL_FIELDS = "*"
@@ -181,10 +196,24 @@ class SearchIndex:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._migrate()
         self._conn.executescript(SCHEMA)
         self._conn.execute(
             "INSERT OR IGNORE INTO idx_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
+
+    def _migrate(self) -> None:
+        """Drop an index written with another schema; the server's start finds it empty and rebuilds it."""
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'idx_meta'"
+        ).fetchone()
+        if found is None:
+            return
+        row = self._conn.execute("SELECT value FROM idx_meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and row[0] == str(SCHEMA_VERSION):
+            return
+        for table in TABLES:
+            self._conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -265,6 +294,7 @@ class SearchIndex:
             )
             rids = self._rids(conn, [doc.record_id for doc in docs])
             text_rows: list[tuple[str, str, int]] = []
+            all_text_rows: list[tuple[str, int]] = []
             meta_rows: list[tuple[Any, ...]] = []
             sugg_rows: list[tuple[Any, ...]] = []
             resp_rows: list[tuple[Any, ...]] = []
@@ -275,7 +305,7 @@ class SearchIndex:
                 texts = {name: text for name, text in doc.texts.items() if text}
                 text_rows.extend((text, name, rid) for name, text in texts.items())
                 if texts:
-                    text_rows.append(("\n".join(texts.values()), ALL_FIELDS, rid))
+                    all_text_rows.append(("\n".join(texts.values()), rid))
                 for name, value in doc.metadata.items():
                     meta_rows.extend((rid, doc.dataset_id, name, v.vtext, v.vnum) for v in value_rows(value))
                 for s in doc.suggestions:
@@ -285,6 +315,7 @@ class SearchIndex:
                     value_rows_.extend(self._response_value_rows(rid, r))
                 vector_rows.extend((rid, doc.dataset_id, sid, blob) for sid, blob in doc.vectors.items())
             conn.executemany("INSERT INTO idx_text (content, field, rid) VALUES (?, ?, ?)", text_rows)
+            conn.executemany("INSERT INTO idx_text_all (content, rid) VALUES (?, ?)", all_text_rows)
             conn.executemany("INSERT INTO idx_metadata VALUES (?, ?, ?, ?, ?)", meta_rows)
             conn.executemany("INSERT INTO idx_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sugg_rows)
             conn.executemany("INSERT OR REPLACE INTO idx_responses VALUES (?, ?, ?, ?, ?)", resp_rows)
@@ -379,12 +410,9 @@ class SearchIndex:
             if match is None:
                 return [], 0
             # One FTS row per (record, field), so the join yields each record at most once.
-            source = (
-                "idx_records r JOIN (SELECT rid AS hit_rid, -bm25(idx_text) AS hit_score FROM idx_text"
-                " WHERE idx_text MATCH ? AND field = ?) h ON h.hit_rid = r.rid"
-            )
+            source = f"idx_records r JOIN ({text.hits_sql()}) h ON h.hit_rid = r.rid"
             score_sql = "h.hit_score"
-            join_params = [match, text.field or ALL_FIELDS]
+            join_params = text.hits_params(match)
         if where is not None:
             clauses.append(where.sql)
             params.extend(where.params)
@@ -466,8 +494,8 @@ class SearchIndex:
             match = text.match_expression()
             if match is None:
                 return [], []
-            clauses.append("r.rid IN (SELECT rid FROM idx_text WHERE idx_text MATCH ? AND field = ?)")
-            params.extend([match, text.field or ALL_FIELDS])
+            clauses.append(f"r.rid IN (SELECT hit_rid FROM ({text.hits_sql()}))")
+            params.extend(text.hits_params(match))
         if where is not None:
             clauses.append(where.sql)
             params.extend(where.params)
@@ -499,6 +527,7 @@ class SearchIndex:
             chunk = rids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for table in (
+                "idx_text_all",
                 "idx_metadata",
                 "idx_suggestions",
                 "idx_responses",
@@ -560,6 +589,20 @@ class TextSearch:
 
     q: str
     field: str | None = None
+
+    def hits_sql(self) -> str:
+        """Matching record rids (`hit_rid`) with their relevance (`hit_score`, higher is better)."""
+        if self.field is None:
+            # One row per record with all its text: every term may match a different field.
+            return (
+                "SELECT rid AS hit_rid, -bm25(idx_text_all) AS hit_score FROM idx_text_all"
+                " WHERE idx_text_all MATCH ?"
+            )
+        return "SELECT rid AS hit_rid, -bm25(idx_text) AS hit_score FROM idx_text WHERE idx_text MATCH ? AND field = ?"
+
+    def hits_params(self, match: str) -> list[Any]:
+        """The parameters of `hits_sql`."""
+        return [match] if self.field is None else [match, self.field]
 
     def match_expression(self) -> str | None:
         """The FTS5 MATCH expression, or None when the query has no searchable word."""

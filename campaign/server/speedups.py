@@ -42,7 +42,88 @@ def _sqlite_pragmas() -> None:
         cursor.close()
 
 
+def _cached_settings_validators() -> None:
+    """Validate question and metadata settings with one TypeAdapter per type, built once.
+
+    Upstream builds a new TypeAdapter (a full pydantic core schema) on every `parsed_settings` access,
+    which happens for every record's suggestions, responses and metadata. The adapter and its input
+    are the same, so the results (and validation errors) are identical.
+    """
+    from argilla_server.models import database
+    from pydantic import TypeAdapter
+
+    # The very objects upstream validates against, taken from the module that uses them.
+    question_adapter: TypeAdapter[Any] = TypeAdapter(database.QuestionSettings)
+    metadata_adapter: TypeAdapter[Any] = TypeAdapter(database.MetadataPropertySettings)
+    _check_source(
+        database.Question, "parsed_settings", "TypeAdapter(QuestionSettings).validate_python(self.settings)"
+    )
+    _check_source(
+        database.MetadataProperty,
+        "parsed_settings",
+        "TypeAdapter(MetadataPropertySettings).validate_python(self.settings)",
+    )
+    database.Question.parsed_settings = property(lambda self: question_adapter.validate_python(self.settings))
+    database.MetadataProperty.parsed_settings = property(
+        lambda self: metadata_adapter.validate_python(self.settings)
+    )
+
+
+def _skip_unsubscribed_webhook_events() -> None:
+    """Build a record event only when an enabled webhook subscribes to it.
+
+    Upstream builds every record event (about 7 queries and a full schema dump per record) and only
+    then finds that no webhook is enabled. The check for subscribers is the same query upstream runs.
+    """
+    import sys
+
+    import argilla_server.bulk.records_bulk
+    import argilla_server.contexts.distribution  # noqa: F401  binds notify_record_event by name
+    from argilla_server.contexts import webhooks
+    from argilla_server.webhooks.v1 import records
+
+    original = records.notify_record_event
+    _check_source(
+        records, "notify_record_event", "event = await build_record_event(db, record_event, record)"
+    )
+
+    async def notify_record_event(db: Any, record_event: Any, record: Any) -> list[Any]:
+        enabled = await webhooks.list_enabled_webhooks(db)
+        if not any(str(record_event) in (webhook.events or []) for webhook in enabled):
+            return []
+        return await original(db, record_event, record)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("argilla_server"):
+            for name, value in list(vars(module).items()):
+                if value is original:
+                    setattr(module, name, notify_record_event)
+
+
+def _check_source(owner: Any, name: str, expected: str) -> None:
+    """Refuse to patch when the upstream code is not the code the patch replaces."""
+    import inspect
+
+    target = getattr(owner, name)
+    if isinstance(target, property):
+        target = target.fget
+    source = inspect.getsource(target)
+    if expected not in source:
+        msg = f"argilla-server's {getattr(owner, '__name__', owner)}.{name} changed; the speed-up no longer applies."
+        raise RuntimeError(msg)
+
+
 PATCHES: list[Patch] = [
+    Patch(
+        name="cached-settings-validators",
+        replaces="argilla_server.models.database.Question.parsed_settings and MetadataProperty.parsed_settings",
+        apply=_cached_settings_validators,
+    ),
+    Patch(
+        name="skip-unsubscribed-webhook-events",
+        replaces="argilla_server.webhooks.v1.records.notify_record_event (and its imported aliases)",
+        apply=_skip_unsubscribed_webhook_events,
+    ),
     Patch(
         name="sqlite-wal",
         replaces="argilla_server.database.set_sqlite_pragma (adds WAL and synchronous=NORMAL after it)",

@@ -1,0 +1,44 @@
+"""Shared helpers of the benchmark scripts: the machine's description and BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+
+def machine_description() -> str:
+    """CPU model, cores, memory and Python version, in one line."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "unknown memory"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {memory}, Python {platform.python_version()}, {platform.system()}"
+
+
+def replace_section(path: Path, title: str, body: str) -> None:
+    """Replace (or append) the `## title` section of a Markdown file, keeping the others."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    heading = f"## {title}"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    section = f"{heading}\n\n{body.strip()}\n\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,288 @@
+"""Local server benchmark: SDK logging throughput (stock vs speed-ups), search and progress latency, start time.
+
+Run:  .venv/bin/python benchmarks/server.py [--records 10000] [--search-sizes 10000,100000] [--write]
+
+It starts its own servers in temp dirs on free ports, prints a table, and with --write replaces the
+"## Local server" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_description, replace_section
+
+WORDS = [
+    *[
+        "river",
+        "mountain",
+        "language",
+        "model",
+        "answer",
+        "prompt",
+        "dataset",
+        "annotate",
+        "volunteer",
+        "quality",
+        "fluent",
+        "grammar",
+    ],
+    *[
+        "translation",
+        "summary",
+        "explain",
+        "reason",
+        "careful",
+        "helpful",
+        "honest",
+        "short",
+        "long",
+        "example",
+        "question",
+        "better",
+    ],
+]
+
+
+def _text(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def _settings() -> Any:
+    import argilla as rg
+
+    return rg.Settings(
+        fields=[
+            rg.TextField(name="prompt"),
+            rg.TextField(name="response_1"),
+            rg.TextField(name="response_2"),
+        ],
+        questions=[rg.RatingQuestion(name=f"rating_{i}", values=[1, 2, 3, 4, 5]) for i in (1, 2)],
+        metadata=[
+            rg.TermsMetadataProperty(name="prompt_id"),
+            rg.IntegerMetadataProperty(name="round"),
+            rg.TermsMetadataProperty(name="model_1"),
+            rg.TermsMetadataProperty(name="model_2"),
+        ],
+        distribution=rg.TaskDistribution(min_submitted=2),
+    )
+
+
+def _records(n: int, seed: int = 0) -> list[Any]:
+    import argilla as rg
+
+    rng = random.Random(seed)
+    return [
+        rg.Record(
+            id=f"r{i}",
+            fields={"prompt": _text(rng, 20), "response_1": _text(rng, 60), "response_2": _text(rng, 60)},
+            metadata={"prompt_id": f"p{i}", "round": 1 + i % 3, "model_1": "model-a", "model_2": "model-b"},
+            suggestions=[
+                rg.Suggestion("rating_1", rng.randint(1, 5), agent="judge"),
+                rg.Suggestion("rating_2", rng.randint(1, 5), agent="judge"),
+            ],
+        )
+        for i in range(n)
+    ]
+
+
+def logging_throughput(n: int, *, speedups: bool) -> tuple[float, float]:
+    """Records/s of `dataset.records.log` (batches of 500) into a fresh server; and its start time."""
+    import argilla as rg
+
+    from campaign.config import read_credentials
+    from campaign.server.manager import LocalServer, ServerOptions, free_port
+
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as home:
+        server = LocalServer(home)
+        server.start(ServerOptions(port=free_port(), speedups=speedups), timeout=120)
+        try:
+            creds = read_credentials(server.credentials_file)
+            client = rg.Argilla(api_url=creds["api_url"], api_key=creds["api_key"])
+            rg.Workspace(name="bench", client=client).create()
+            dataset = rg.Dataset(
+                name="bench", workspace="bench", settings=_settings(), client=client
+            ).create()
+            records = _records(n)
+            started = time.perf_counter()
+            dataset.records.log(records, batch_size=500)
+            elapsed = time.perf_counter() - started
+            server.stop()
+            # Restart on the existing data dir: the time a user waits for `campaign server start`.
+            restart = time.perf_counter()
+            server.start(ServerOptions(port=free_port(), speedups=speedups), timeout=120)
+            start_seconds = time.perf_counter() - restart
+        finally:
+            if server.pids().get("server"):
+                server.stop()
+    return n / elapsed, start_seconds
+
+
+def _fill_index(index: Any, dataset_id: str, n: int, users: list[str]) -> None:
+    from campaign.server.index import RecordDoc, ResponseDoc, SuggestionDoc
+
+    rng = random.Random(1)
+    batch: list[RecordDoc] = []
+    for i in range(n):
+        responses = []
+        for u, user in enumerate(users):
+            roll = rng.random()
+            if roll < 0.5:
+                status = "submitted" if roll < 0.4 else ("draft" if roll < 0.45 else "discarded")
+                responses.append(
+                    ResponseDoc(f"{dataset_id}-{i}-{u}", user, status, {"rating_1": rng.randint(1, 5)})
+                )
+        batch.append(
+            RecordDoc(
+                record_id=f"{dataset_id}-{i}",
+                dataset_id=dataset_id,
+                status="completed" if sum(r.status == "submitted" for r in responses) >= 2 else "pending",
+                inserted_at=float(i),
+                updated_at=float(i),
+                texts={"prompt": _text(rng, 20), "response_1": _text(rng, 60), "response_2": _text(rng, 60)},
+                metadata={"round": 1 + i % 3, "model_1": rng.choice(["model-a", "model-b"])},
+                suggestions=[SuggestionDoc("rating_1", rng.randint(1, 5), "model", "judge", None)],
+                responses=responses,
+            )
+        )
+        if len(batch) == 2000:
+            index.upsert_records(batch)
+            batch = []
+    if batch:
+        index.upsert_records(batch)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95
+
+
+def search_latency(size: int, *, repeats: int = 40) -> dict[str, float]:
+    """p50/p95 ms of UI-style searches (per-user response status, text) and of progress counts."""
+    from argilla_server.search_engine.base import AndFilter, ResponseFilterScope, TermsFilter
+
+    from campaign.server.engine import compile_filter
+    from campaign.server.index import SearchIndex, TextSearch
+
+    class _User:
+        def __init__(self, user_id: str) -> None:
+            self.id = user_id
+
+    users = ["user-a", "user-b", "user-c"]
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
+        index = SearchIndex(Path(tmp) / "index.sqlite")
+        _fill_index(index, "ds", size, users)
+        rng = random.Random(2)
+        timings: dict[str, list[float]] = {"pending": [], "submitted+text": [], "text": [], "progress": []}
+        for _ in range(repeats):
+            user = _User(rng.choice(users))
+            pending = AndFilter(
+                [TermsFilter(scope=ResponseFilterScope(property="status", user=user), values=["pending"])]  # type: ignore[arg-type]
+            )
+            submitted = AndFilter(
+                [TermsFilter(scope=ResponseFilterScope(property="status", user=user), values=["submitted"])]  # type: ignore[arg-type]
+            )
+            word, other = rng.choice(WORDS), rng.choice(WORDS)
+            where_pending, where_submitted = compile_filter(pending), compile_filter(submitted)
+            cases = {
+                "pending": (index.search, ("ds",), {"where": where_pending, "user_id": user.id, "limit": 50}),
+                "submitted+text": (
+                    index.search,
+                    ("ds",),
+                    {"text": TextSearch(word), "where": where_submitted, "user_id": user.id, "limit": 50},
+                ),
+                "text": (index.search, ("ds",), {"text": TextSearch(f"{word} {other}"), "limit": 50}),
+                "progress": (index.status_counts, ("ds",), {}),
+            }
+            for name, (call, call_args, call_kwargs) in cases.items():
+                started = time.perf_counter()
+                call(*call_args, **call_kwargs)
+                timings[name].append((time.perf_counter() - started) * 1000)
+        index.close()
+    result: dict[str, float] = {}
+    for name, samples in timings.items():
+        p50, p95 = _percentiles(samples)
+        result[f"{name}_p50"] = p50
+        result[f"{name}_p95"] = p95
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every measurement and print (and optionally record) the table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=10_000, help="records logged through the SDK per run")
+    parser.add_argument("--search-sizes", default="10000,100000", help="index sizes for search latency")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    rows: list[tuple[str, str, str]] = []
+    stock_rate, stock_start = logging_throughput(args.records, speedups=False)
+    ours_rate, ours_start = logging_throughput(args.records, speedups=True)
+    rows.append(
+        (
+            f"SDK log, {args.records:,} records, stock argilla-server",
+            f"{stock_rate:.1f} records/s",
+            "baseline",
+        )
+    )
+    rows.append(
+        (
+            f"SDK log, {args.records:,} records, with speed-ups",
+            f"{ours_rate:.1f} records/s",
+            f"{ours_rate / stock_rate:.2f}x stock (target >= 2x)",
+        )
+    )
+    rows.append(("start to healthy, existing data dir (stock)", f"{stock_start:.1f} s", ""))
+    rows.append(("start to healthy, existing data dir (speed-ups)", f"{ours_start:.1f} s", "target <= 10 s"))
+    sizes = [int(s) for s in args.search_sizes.split(",") if s]
+    latency = {size: search_latency(size) for size in sizes}
+    for size in sizes:
+        lat = latency[size]
+        for name in ("pending", "submitted+text", "text"):
+            rows.append(
+                (
+                    f"search '{name}', {size:,} records",
+                    f"p50 {lat[f'{name}_p50']:.1f} ms, p95 {lat[f'{name}_p95']:.1f} ms",
+                    "",
+                )
+            )
+        rows.append((f"progress counts, {size:,} records", f"p50 {lat['progress_p50']:.1f} ms", ""))
+    if len(sizes) >= 2:
+        small, large = latency[sizes[0]], latency[sizes[-1]]
+        for name in ("pending", "submitted+text"):
+            rows.append(
+                (
+                    f"search '{name}' p50 growth {sizes[0]:,} -> {sizes[-1]:,}",
+                    f"{large[f'{name}_p50'] / max(small[f'{name}_p50'], 1e-9):.2f}x",
+                    "target <= 3x, p50 <= 200 ms",
+                )
+            )
+
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'measurement'.ljust(width)} | result | note |", f"|{'-' * (width + 2)}|---|---|"]
+    lines += [f"| {name.ljust(width)} | {value} | {note} |" for name, value, note in rows]
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        body = (
+            f"Command: `.venv/bin/python benchmarks/server.py --write` (records={args.records}).\n\n"
+            f"Machine: {machine_description()}\n\n{table}\n"
+        )
+        replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "Local server", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
