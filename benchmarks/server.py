@@ -14,6 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_description, replace_section
 
-WORDS = [
-    *[
-        "river",
-        "mountain",
-        "language",
-        "model",
-        "answer",
-        "prompt",
-        "dataset",
-        "annotate",
-        "volunteer",
-        "quality",
-        "fluent",
-        "grammar",
-    ],
-    *[
-        "translation",
-        "summary",
-        "explain",
-        "reason",
-        "careful",
-        "helpful",
-        "honest",
-        "short",
-        "long",
-        "example",
-        "question",
-        "better",
-    ],
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fe", "gi", "ho", "ju", "pe", "zo"]
+# A Zipf-distributed vocabulary, as in natural text: a few very common words, a long tail of rare ones.
+VOCABULARY = [
+    "".join(SYLLABLES[(i >> shift) % len(SYLLABLES)] for shift in (0, 4, 8, 12)[: 2 + i % 3])
+    for i in range(20_000)
 ]
+_WEIGHTS = [1 / (rank + 1) ** 1.1 for rank in range(len(VOCABULARY))]
+# Words a user would type into the search box: not stop-word common, not unique.
+QUERY_WORDS = VOCABULARY[50:3000]
 
 
 def _text(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n))
+    return " ".join(rng.choices(VOCABULARY, weights=_WEIGHTS, k=n))
 
 
 def _settings() -> Any:
@@ -143,7 +123,7 @@ def _fill_index(index: Any, dataset_id: str, n: int, users: list[str]) -> None:
                 )
         batch.append(
             RecordDoc(
-                record_id=f"{dataset_id}-{i}",
+                record_id=str(uuid.UUID(int=i + 1)),
                 dataset_id=dataset_id,
                 status="completed" if sum(r.status == "submitted" for r in responses) >= 2 else "pending",
                 inserted_at=float(i),
@@ -167,46 +147,62 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p95
 
 
+class _Dataset:
+    """The attributes of an argilla-server Dataset that the search engine reads."""
+
+    def __init__(self, dataset_id: str) -> None:
+        self.id = dataset_id
+        self.is_draft = False
+
+    def field_by_name(self, name: str) -> object:
+        return name
+
+
+class _User:
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+
+
 def search_latency(size: int, *, repeats: int = 40) -> dict[str, float]:
-    """p50/p95 ms of UI-style searches (per-user response status, text) and of progress counts."""
-    from argilla_server.search_engine.base import AndFilter, ResponseFilterScope, TermsFilter
+    """p50/p95 ms of UI-style searches (per-user response status, text) and of /progress, via the engine."""
+    import asyncio
 
-    from campaign.server.engine import compile_filter
-    from campaign.server.index import SearchIndex, TextSearch
+    from argilla_server.search_engine.base import AndFilter, ResponseFilterScope, TermsFilter, TextQuery
 
-    class _User:
-        def __init__(self, user_id: str) -> None:
-            self.id = user_id
+    from campaign.server.engine import SQLiteSearchEngine
+    from campaign.server.index import SearchIndex
 
     users = ["user-a", "user-b", "user-c"]
+    dataset = _Dataset("ds")
+
+    def status(user: _User, value: str) -> AndFilter:
+        scope = ResponseFilterScope(property="status", user=user)  # type: ignore[arg-type]
+        return AndFilter([TermsFilter(scope=scope, values=[value])])
+
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         index = SearchIndex(Path(tmp) / "index.sqlite")
         _fill_index(index, "ds", size, users)
+        engine = SQLiteSearchEngine(index)
         rng = random.Random(2)
         timings: dict[str, list[float]] = {"pending": [], "submitted+text": [], "text": [], "progress": []}
         for _ in range(repeats):
             user = _User(rng.choice(users))
-            pending = AndFilter(
-                [TermsFilter(scope=ResponseFilterScope(property="status", user=user), values=["pending"])]  # type: ignore[arg-type]
-            )
-            submitted = AndFilter(
-                [TermsFilter(scope=ResponseFilterScope(property="status", user=user), values=["submitted"])]  # type: ignore[arg-type]
-            )
-            word, other = rng.choice(WORDS), rng.choice(WORDS)
-            where_pending, where_submitted = compile_filter(pending), compile_filter(submitted)
+            word, other = rng.choice(QUERY_WORDS), rng.choice(QUERY_WORDS)
             cases = {
-                "pending": (index.search, ("ds",), {"where": where_pending, "user_id": user.id, "limit": 50}),
-                "submitted+text": (
-                    index.search,
-                    ("ds",),
-                    {"text": TextSearch(word), "where": where_submitted, "user_id": user.id, "limit": 50},
+                "pending": engine.search(dataset, filter=status(user, "pending"), user_id=user.id, limit=50),
+                "submitted+text": engine.search(
+                    dataset,
+                    query=TextQuery(q=word),
+                    filter=status(user, "submitted"),
+                    user_id=user.id,
+                    limit=50,
                 ),
-                "text": (index.search, ("ds",), {"text": TextSearch(f"{word} {other}"), "limit": 50}),
-                "progress": (index.status_counts, ("ds",), {}),
+                "text": engine.search(dataset, query=TextQuery(q=f"{word} {other}"), limit=50),
+                "progress": engine.get_dataset_progress(dataset),
             }
-            for name, (call, call_args, call_kwargs) in cases.items():
+            for name, coroutine in cases.items():
                 started = time.perf_counter()
-                call(*call_args, **call_kwargs)
+                asyncio.run(coroutine)
                 timings[name].append((time.perf_counter() - started) * 1000)
         index.close()
     result: dict[str, float] = {}

@@ -294,6 +294,20 @@ def response_status_clause(statuses: list[str], user_id: str | None) -> Clause:
     return Clause.any_of(options)
 
 
+def _only_status_filter(filter: Filter | None) -> tuple[list[str], str | None] | None:
+    """The statuses and user of a filter that is nothing but a response-status filter (the UI's queue)."""
+    while isinstance(filter, AndFilter) and len(filter.filters) == 1:
+        filter = filter.filters[0]
+    if not isinstance(filter, TermsFilter):
+        return None
+    scope = filter.scope
+    if not isinstance(scope, ResponseFilterScope) or scope.question or scope.property != "status":
+        return None
+    if not filter.values:
+        return None
+    return [str(v) for v in filter.values], (str(scope.user.id) if scope.user is not None else None)
+
+
 def compile_order(order: Order, dataset: Dataset | None = None) -> Clause:
     """Translate one sort key into an ORDER BY term; missing values sort last either way, as in Elasticsearch."""
     direction = "DESC" if str(order.order) == "desc" else "ASC"
@@ -437,14 +451,21 @@ class SQLiteSearchEngine(SearchEngine):
         limit: int = 100,
         user_id: str | UUID | None = None,
     ) -> SearchResponses:
+        text = _text_search(dataset, query)
+        total = None
+        statuses = _only_status_filter(filter)
+        if statuses is not None and text is None:
+            values, user = statuses
+            total = self.index.count_by_status(str(dataset.id), values, user)
         hits, total = self.index.search(
             str(dataset.id),
-            text=_text_search(dataset, query),
+            text=text,
             where=compile_filter(filter) if filter else None,
             order=[compile_order(o, dataset) for o in sort or []],
             user_id=str(user_id) if user_id is not None else None,
             offset=offset,
             limit=limit,
+            total=total,
         )
         return SearchResponses(
             items=[SearchResponseItem(record_id=UUID(rid), score=score) for rid, score in hits], total=total

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idx_meta (key TEXT PRIMARY KEY, value TEXT);
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS idx_records (
     rnd INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idx_records_dataset ON idx_records (dataset_id, status);
+CREATE INDEX IF NOT EXISTS idx_records_rnd ON idx_records (dataset_id, rnd);
 CREATE TABLE IF NOT EXISTS idx_metadata (
     rid INTEGER NOT NULL, dataset_id TEXT NOT NULL, name TEXT NOT NULL, vtext TEXT, vnum REAL
 );
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS idx_responses (
 );
 CREATE INDEX IF NOT EXISTS idx_responses_rid ON idx_responses (rid, user_id, status);
 CREATE INDEX IF NOT EXISTS idx_responses_user ON idx_responses (dataset_id, user_id, status);
+CREATE INDEX IF NOT EXISTS idx_responses_dataset ON idx_responses (dataset_id, rid, status);
 CREATE TABLE IF NOT EXISTS idx_response_values (
     response_id TEXT NOT NULL, rid INTEGER NOT NULL, user_id TEXT NOT NULL,
     question TEXT NOT NULL, vtext TEXT, vnum REAL
@@ -398,8 +400,12 @@ class SearchIndex:
         user_id: str | None = None,
         offset: int = 0,
         limit: int = 100,
+        total: int | None = None,
     ) -> tuple[list[tuple[str, float | None]], int]:
-        """Record ids and scores of one page of matches, and the total number of matches."""
+        """Record ids and scores of one page of matches, and the total number of matches.
+
+        `total` may be given when the caller can count the matches more cheaply (see `count_by_status`).
+        """
         clauses = ["r.dataset_id = ?"]
         params: list[Any] = [dataset_id]
         source = "idx_records r"
@@ -419,23 +425,20 @@ class SearchIndex:
         where_sql = " AND ".join(clauses)
         params = [*join_params, *params]
 
-        total = int(self.query(f"SELECT count(*) FROM {source} WHERE {where_sql}", params)[0][0])
+        if total is None:
+            total = int(self.query(f"SELECT count(*) FROM {source} WHERE {where_sql}", params)[0][0])
         if total == 0 or limit <= 0:
             return [], total
+        if not order and text is None and user_id is not None:
+            return self._user_page(source, where_sql, params, user_key(str(user_id)), offset, limit), total
 
         order_sql: list[str] = []
         order_params: list[Any] = []
         for clause in order:
             order_sql.append(clause.sql)
             order_params.extend(clause.params)
-        if not order_sql:
-            if text is not None:
-                order_sql.append("score DESC")
-            if user_id is not None:
-                # SQLite has no XOR: a ^ b == (a | b) - (a & b).
-                order_sql.append("((r.rnd | ?) - (r.rnd & ?))")
-                key = user_key(str(user_id))
-                order_params.extend([key, key])
+        if not order_sql and text is not None:
+            order_sql.append("score DESC")
         order_sql.append("r.rid ASC")
         sql = (
             f"SELECT r.record_id, {score_sql} AS score FROM {source} WHERE {where_sql}"
@@ -443,6 +446,59 @@ class SearchIndex:
         )
         rows = self.query(sql, [*params, *order_params, limit, offset])
         return [(row[0], row[1]) for row in rows], total
+
+    def _user_page(
+        self, source: str, where_sql: str, params: list[Any], key: int, offset: int, limit: int
+    ) -> list[tuple[str, float | None]]:
+        """A user's own order: records by their random key, starting at the user's key and wrapping around.
+
+        Every user starts at a different place of one shuffled order, so annotators spread over the
+        dataset, and the order is stable between page loads. Both halves walk the (dataset_id, rnd)
+        index and stop after offset + limit matches, so the cost does not grow with the dataset.
+        """
+        want = offset + limit
+        rows = self.query(
+            f"SELECT r.record_id FROM {source} WHERE {where_sql} AND r.rnd >= ? ORDER BY r.rnd LIMIT ?",
+            [*params, key, want],
+        )
+        if len(rows) < want:
+            rows += self.query(
+                f"SELECT r.record_id FROM {source} WHERE {where_sql} AND r.rnd < ? ORDER BY r.rnd LIMIT ?",
+                [*params, key, want - len(rows)],
+            )
+        return [(row[0], None) for row in rows[offset:want]]
+
+    def count_by_status(self, dataset_id: str, statuses: Sequence[str], user_id: str | None) -> int:
+        """Records with a response in one of `statuses` (by the user, if given); `pending` means none.
+
+        Counted from the responses table rather than by probing every record. The two parts never
+        overlap: a user has at most one response per record, and without a user "pending" means a
+        record has no response at all.
+        """
+        user_sql, user_params = (" AND user_id = ?", [user_id]) if user_id is not None else ("", [])
+        # One response per (record, user): with a user, rows are records; without one, count records once.
+        counted = "count(*)" if user_id is not None else "count(DISTINCT rid)"
+        count = 0
+        others = [s for s in statuses if s != "pending"]
+        if "pending" in statuses:
+            records = self.count_records(dataset_id)
+            answered = int(
+                self.query(
+                    f"SELECT {counted} FROM idx_responses WHERE dataset_id = ?{user_sql}",
+                    [dataset_id, *user_params],
+                )[0][0]
+            )
+            count += records - answered
+        if others:
+            marks = ",".join("?" * len(others))
+            count += int(
+                self.query(
+                    f"SELECT {counted} FROM idx_responses WHERE dataset_id = ? AND status IN ({marks})"
+                    f"{user_sql}",
+                    [dataset_id, *others, *user_params],
+                )[0][0]
+            )
+        return count
 
     def status_counts(self, dataset_id: str) -> dict[str, int]:
         """Records per status."""
