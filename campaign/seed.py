@@ -830,11 +830,13 @@ def write_plan(
     rankings = {q["name"] for q in questions if (q.get("settings") or {}).get("type") == "ranking"}
     outcome = SeedOutcome()
     pending: list[Future[int]] = []
+    # An empty dataset holds none of the ids: skip the existence checks (a first run's common case).
+    check_existing = int(client.dataset_progress(dataset_id).get("total", 0)) > 0
     # Two requests in flight: the server writes one batch while the next is planned and checked.
     with ThreadPoolExecutor(max_workers=2) as pool:
         for batch in plan:
             ids = [p.id for p in batch]
-            present = client.existing_external_ids(dataset_id, ids)
+            present = client.existing_external_ids(dataset_id, ids) if check_existing else set()
             fresh = [
                 to_rest_record(p, question_ids, ranking_questions=rankings)
                 for p in batch

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idx_meta (key TEXT PRIMARY KEY, value TEXT);
@@ -72,7 +72,45 @@ CREATE VIRTUAL TABLE IF NOT EXISTS idx_text USING fts5 (
 CREATE VIRTUAL TABLE IF NOT EXISTS idx_text_all USING fts5 (
     content, rid UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
 );
+-- Counts kept by triggers, so progress and queue sizes cost the same at any dataset size.
+-- kind 'record': records per status (user_id ''); kind 'response': responses per user and status.
+CREATE TABLE IF NOT EXISTS idx_counts (
+    dataset_id TEXT NOT NULL, kind TEXT NOT NULL, user_id TEXT NOT NULL, status TEXT NOT NULL,
+    n INTEGER NOT NULL, PRIMARY KEY (dataset_id, kind, user_id, status)
+);
+CREATE TRIGGER IF NOT EXISTS idx_records_ins AFTER INSERT ON idx_records BEGIN
+    INSERT INTO idx_counts VALUES (NEW.dataset_id, 'record', '', coalesce(NEW.status, ''), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS idx_records_del AFTER DELETE ON idx_records BEGIN
+    UPDATE idx_counts SET n = n - 1
+    WHERE dataset_id = OLD.dataset_id AND kind = 'record' AND user_id = '' AND status = coalesce(OLD.status, '');
+END;
+CREATE TRIGGER IF NOT EXISTS idx_records_upd AFTER UPDATE OF status, dataset_id ON idx_records BEGIN
+    UPDATE idx_counts SET n = n - 1
+    WHERE dataset_id = OLD.dataset_id AND kind = 'record' AND user_id = '' AND status = coalesce(OLD.status, '');
+    INSERT INTO idx_counts VALUES (NEW.dataset_id, 'record', '', coalesce(NEW.status, ''), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS idx_responses_ins AFTER INSERT ON idx_responses BEGIN
+    INSERT INTO idx_counts VALUES (NEW.dataset_id, 'response', NEW.user_id, NEW.status, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS idx_responses_del AFTER DELETE ON idx_responses BEGIN
+    UPDATE idx_counts SET n = n - 1
+    WHERE dataset_id = OLD.dataset_id AND kind = 'response' AND user_id = OLD.user_id AND status = OLD.status;
+END;
+CREATE TRIGGER IF NOT EXISTS idx_responses_upd AFTER UPDATE OF status, user_id, dataset_id ON idx_responses BEGIN
+    UPDATE idx_counts SET n = n - 1
+    WHERE dataset_id = OLD.dataset_id AND kind = 'response' AND user_id = OLD.user_id AND status = OLD.status;
+    INSERT INTO idx_counts VALUES (NEW.dataset_id, 'response', NEW.user_id, NEW.status, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
 """
+UPSERT_RESPONSE = (
+    "INSERT INTO idx_responses VALUES (?, ?, ?, ?, ?) ON CONFLICT (response_id) DO UPDATE SET"
+    " rid = excluded.rid, dataset_id = excluded.dataset_id, user_id = excluded.user_id, status = excluded.status"
+)
 TABLES = (
     "idx_meta",
     "idx_datasets",
@@ -84,6 +122,7 @@ TABLES = (
     "idx_vectors",
     "idx_text",
     "idx_text_all",
+    "idx_counts",
 )
 
 # The field name under which a record's text fields are indexed together, for queries over all fields.
@@ -255,6 +294,7 @@ class SearchIndex:
             ]
             self._delete_children(conn, rids)
             conn.execute("DELETE FROM idx_records WHERE dataset_id = ?", (dataset_id,))
+            conn.execute("DELETE FROM idx_counts WHERE dataset_id = ?", (dataset_id,))
             conn.execute("DELETE FROM idx_datasets WHERE dataset_id = ?", (dataset_id,))
 
     def dataset_ids(self) -> set[str]:
@@ -263,7 +303,7 @@ class SearchIndex:
 
     def count_records(self, dataset_id: str) -> int:
         """How many records of a dataset are indexed."""
-        return int(self.query("SELECT count(*) FROM idx_records WHERE dataset_id = ?", (dataset_id,))[0][0])
+        return sum(self.status_counts(dataset_id).values())
 
     # -- documents --------------------------------------------------------------------------------
 
@@ -320,7 +360,7 @@ class SearchIndex:
             conn.executemany("INSERT INTO idx_text_all (content, rid) VALUES (?, ?)", all_text_rows)
             conn.executemany("INSERT INTO idx_metadata VALUES (?, ?, ?, ?, ?)", meta_rows)
             conn.executemany("INSERT INTO idx_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sugg_rows)
-            conn.executemany("INSERT OR REPLACE INTO idx_responses VALUES (?, ?, ?, ?, ?)", resp_rows)
+            conn.executemany(UPSERT_RESPONSE, resp_rows)
             conn.executemany("INSERT INTO idx_response_values VALUES (?, ?, ?, ?, ?, ?)", value_rows_)
             conn.executemany("INSERT OR REPLACE INTO idx_vectors VALUES (?, ?, ?, ?)", vector_rows)
         return len(docs)
@@ -348,7 +388,7 @@ class SearchIndex:
             ]
             conn.execute("DELETE FROM idx_response_values WHERE response_id = ?", (response.response_id,))
             conn.execute(
-                "INSERT OR REPLACE INTO idx_responses VALUES (?, ?, ?, ?, ?)",
+                UPSERT_RESPONSE,
                 (response.response_id, rid, dataset_id, response.user_id, response.status),
             )
             conn.executemany(
@@ -475,42 +515,43 @@ class SearchIndex:
         overlap: a user has at most one response per record, and without a user "pending" means a
         record has no response at all.
         """
-        user_sql, user_params = (" AND user_id = ?", [user_id]) if user_id is not None else ("", [])
-        # One response per (record, user): with a user, rows are records; without one, count records once.
-        counted = "count(*)" if user_id is not None else "count(DISTINCT rid)"
+        if user_id is not None:
+            # One response per (record, user): the user's response counts are record counts.
+            mine = self.user_status_counts(dataset_id, user_id)
+            answered = sum(mine.values())
+            count = sum(mine.get(s, 0) for s in statuses if s != "pending")
+            if "pending" in statuses:
+                count += self.count_records(dataset_id) - answered
+            return count
+        # Without a user, "pending" means no response at all: count answered records once each.
         count = 0
         others = [s for s in statuses if s != "pending"]
         if "pending" in statuses:
-            records = self.count_records(dataset_id)
-            answered = int(
-                self.query(
-                    f"SELECT {counted} FROM idx_responses WHERE dataset_id = ?{user_sql}",
-                    [dataset_id, *user_params],
-                )[0][0]
+            with_responses = self.query(
+                "SELECT count(DISTINCT rid) FROM idx_responses WHERE dataset_id = ?", [dataset_id]
             )
-            count += records - answered
+            count += self.count_records(dataset_id) - int(with_responses[0][0])
         if others:
             marks = ",".join("?" * len(others))
-            count += int(
-                self.query(
-                    f"SELECT {counted} FROM idx_responses WHERE dataset_id = ? AND status IN ({marks})"
-                    f"{user_sql}",
-                    [dataset_id, *others, *user_params],
-                )[0][0]
+            found = self.query(
+                f"SELECT count(DISTINCT rid) FROM idx_responses WHERE dataset_id = ? AND status IN ({marks})",
+                [dataset_id, *others],
             )
+            count += int(found[0][0])
         return count
 
     def status_counts(self, dataset_id: str) -> dict[str, int]:
         """Records per status."""
         rows = self.query(
-            "SELECT status, count(*) FROM idx_records WHERE dataset_id = ? GROUP BY status", (dataset_id,)
+            "SELECT status, n FROM idx_counts WHERE dataset_id = ? AND kind = 'record' AND user_id = '' AND n > 0",
+            (dataset_id,),
         )
         return {str(status): int(count) for status, count in rows}
 
     def user_status_counts(self, dataset_id: str, user_id: str) -> dict[str, int]:
         """A user's responses per status."""
         rows = self.query(
-            "SELECT status, count(*) FROM idx_responses WHERE dataset_id = ? AND user_id = ? GROUP BY status",
+            "SELECT status, n FROM idx_counts WHERE dataset_id = ? AND kind = 'response' AND user_id = ? AND n > 0",
             (dataset_id, user_id),
         )
         return {str(status): int(count) for status, count in rows}
