@@ -1,0 +1,234 @@
+"""The search index and the translation of argilla-server filters into SQL, on plain data (no server)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argilla_server.search_engine.base import (
+    AndFilter,
+    MetadataFilterScope,
+    Order,
+    RangeFilter,
+    RecordFilterScope,
+    ResponseFilterScope,
+    SuggestionFilterScope,
+    TermsFilter,
+)
+
+from campaign.server.engine import compile_filter, compile_order, response_status_clause
+from campaign.server.index import (
+    Clause,
+    RecordDoc,
+    ResponseDoc,
+    SearchIndex,
+    SuggestionDoc,
+    TextSearch,
+    value_rows,
+)
+
+
+class User:
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+
+
+def rid(i: int) -> str:
+    return str(uuid.UUID(int=i + 1))
+
+
+def doc(i: int, *, responses: list[ResponseDoc] | None = None, **kwargs: Any) -> RecordDoc:
+    return RecordDoc(
+        record_id=rid(i),
+        dataset_id=kwargs.pop("dataset_id", "ds"),
+        status=kwargs.pop("status", "pending"),
+        inserted_at=float(i),
+        updated_at=float(i),
+        texts=kwargs.pop("texts", {"prompt": f"prompt {i}", "response_1": f"answer {i}"}),
+        metadata=kwargs.pop("metadata", {"round": 1 + i % 3, "source": "aya" if i % 2 else "synthetic"}),
+        suggestions=kwargs.pop("suggestions", [SuggestionDoc("rating_1", 1 + i % 5, "model", "judge", 0.5)]),
+        responses=responses or [],
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> SearchIndex:
+    return SearchIndex(tmp_path / "index.sqlite")
+
+
+def ids(index: SearchIndex, **kwargs: Any) -> set[str]:
+    hits, total = index.search("ds", limit=1000, **kwargs)
+    assert total == len(hits)
+    return {h[0] for h in hits}
+
+
+def test_value_rows_flatten_values_for_terms_and_ranges() -> None:
+    assert [(r.vtext, r.vnum) for r in value_rows(3)] == [("3", 3.0)]
+    assert [(r.vtext, r.vnum) for r in value_rows(2.5)] == [("2.5", 2.5)]
+    assert [(r.vtext, r.vnum) for r in value_rows(["a", "b"])] == [("a", None), ("b", None)]
+    assert value_rows(None) == []
+    assert value_rows([{"value": "response_1", "rank": 1}]) == []  # rankings are not filterable
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("hello world", '"hello" AND "world"'),
+        ('"exact phrase" more', '"exact phrase" AND "more"'),
+        ("pre*", '"pre"*'),
+        ("don't", '"don" AND "t"'),
+        ("  ", None),
+        ("AND OR NOT", '"AND" AND "OR" AND "NOT"'),  # operators are searched as words, never parsed
+    ],
+)
+def test_text_query_becomes_a_safe_fts_expression(query: str, expected: str | None) -> None:
+    assert TextSearch(query).match_expression() == expected
+
+
+def test_metadata_suggestion_and_record_filters(index: SearchIndex) -> None:
+    index.upsert_records([doc(i) for i in range(10)])
+    source = TermsFilter(scope=MetadataFilterScope(metadata_property="source"), values=["aya"])
+    assert ids(index, where=compile_filter(source)) == {rid(i) for i in range(10) if i % 2}
+    rounds = RangeFilter(scope=MetadataFilterScope(metadata_property="round"), ge=2, le=3)
+    assert ids(index, where=compile_filter(rounds)) == {rid(i) for i in range(10) if 1 + i % 3 >= 2}
+    high = RangeFilter(scope=SuggestionFilterScope(question="rating_1", property="value"), ge=4)
+    assert ids(index, where=compile_filter(high)) == {rid(i) for i in range(10) if 1 + i % 5 >= 4}
+    agent = TermsFilter(scope=SuggestionFilterScope(question="rating_1", property="agent"), values=["judge"])
+    both = AndFilter([source, agent])
+    assert ids(index, where=compile_filter(both)) == {rid(i) for i in range(10) if i % 2}
+    status = TermsFilter(scope=RecordFilterScope(property="status"), values=["completed"])
+    assert ids(index, where=compile_filter(status)) == set()
+
+
+def test_response_status_filters_follow_elasticsearch_semantics(index: SearchIndex) -> None:
+    a, b = User("a"), User("b")
+    index.upsert_records(
+        [
+            doc(0, responses=[ResponseDoc("r0a", "a", "submitted", {"rating_1": 4})]),
+            doc(
+                1, responses=[ResponseDoc("r1a", "a", "draft", {}), ResponseDoc("r1b", "b", "submitted", {})]
+            ),
+            doc(2, responses=[ResponseDoc("r2b", "b", "discarded", {})]),
+            doc(3),
+        ]
+    )
+
+    def status(values: list[str], user: User | None) -> set[str]:
+        scope = ResponseFilterScope(property="status", user=user)  # type: ignore[arg-type]
+        return ids(index, where=compile_filter(TermsFilter(scope=scope, values=values)))
+
+    assert status(["pending"], a) == {rid(2), rid(3)}
+    assert status(["pending"], None) == {rid(3)}  # without a user: records nobody answered
+    assert status(["submitted"], a) == {rid(0)}
+    assert status(["submitted"], b) == {rid(1)}
+    assert status(["pending"], b) == {rid(0), rid(3)}
+    assert status(["submitted"], None) == {rid(0), rid(1)}
+    assert status(["pending", "draft"], a) == {rid(1), rid(2), rid(3)}
+    value = TermsFilter(scope=ResponseFilterScope(question="rating_1", user=a), values=["4"])  # type: ignore[arg-type]
+    assert ids(index, where=compile_filter(value)) == {rid(0)}
+    assert response_status_clause([], "a") == Clause("1")
+
+
+def test_counts_match_a_full_scan_after_inserts_updates_and_deletes(index: SearchIndex) -> None:
+    rng = random.Random(7)
+    users = ["u1", "u2", "u3"]
+    statuses = ["submitted", "draft", "discarded"]
+
+    def random_doc(i: int) -> RecordDoc:
+        responses = [
+            ResponseDoc(f"{i}-{u}", u, rng.choice(statuses), {"rating_1": rng.randint(1, 5)})
+            for u in users
+            if rng.random() < 0.5
+        ]
+        return doc(i, responses=responses, status=rng.choice(["pending", "completed"]))
+
+    index.upsert_records([random_doc(i) for i in range(200)])
+    index.upsert_records([random_doc(i) for i in range(100, 150)])  # replace some documents
+    index.delete_records([rid(i) for i in range(0, 30)])
+    index.update_record_status(rid(40), "completed")
+    index.upsert_response(rid(41), ResponseDoc("new", "u1", "submitted", {}))
+    index.delete_response("60-u2")
+
+    scan = dict(
+        index.query("SELECT status, count(*) FROM idx_records WHERE dataset_id = 'ds' GROUP BY status")
+    )
+    assert index.status_counts("ds") == scan
+    for user in users:
+        per_user = dict(
+            index.query(
+                "SELECT status, count(*) FROM idx_responses WHERE dataset_id = 'ds' AND user_id = ? GROUP BY status",
+                (user,),
+            )
+        )
+        assert index.user_status_counts("ds", user) == per_user
+        for wanted in (["pending"], ["submitted"], ["pending", "draft"], ["discarded", "submitted"]):
+            clause = response_status_clause(wanted, user)
+            expected = index.query(
+                f"SELECT count(*) FROM idx_records r WHERE dataset_id = 'ds' AND {clause.sql}", clause.params
+            )[0][0]
+            assert index.count_by_status("ds", wanted, user) == expected
+    clause = response_status_clause(["pending", "submitted"], None)
+    expected = index.query(
+        f"SELECT count(*) FROM idx_records r WHERE dataset_id = 'ds' AND {clause.sql}", clause.params
+    )[0][0]
+    assert index.count_by_status("ds", ["pending", "submitted"], None) == expected
+
+
+def test_user_order_is_stable_complete_and_differs_between_users(index: SearchIndex) -> None:
+    index.upsert_records([doc(i) for i in range(60)])
+
+    def pages(user: str) -> list[str]:
+        seen: list[str] = []
+        for offset in range(0, 60, 25):
+            hits, total = index.search("ds", user_id=user, offset=offset, limit=25)
+            assert total == 60
+            seen += [h[0] for h in hits]
+        return seen
+
+    first = pages("alice")
+    assert first == pages("alice")
+    assert sorted(first) == sorted(rid(i) for i in range(60))
+    assert first != pages("bob")
+
+
+def test_text_search_over_all_fields_requires_every_term(index: SearchIndex) -> None:
+    index.upsert_records(
+        [
+            doc(0, texts={"prompt": "volcano facts", "response_1": "lava is hot"}),
+            doc(1, texts={"prompt": "river facts", "response_1": "water is wet"}),
+        ]
+    )
+    assert ids(index, text=TextSearch("volcano lava")) == {rid(0)}  # terms in different fields
+    assert ids(index, text=TextSearch("facts")) == {rid(0), rid(1)}
+    assert ids(index, text=TextSearch("lava", field="prompt")) == set()
+    assert ids(index, text=TextSearch("lava", field="response_1")) == {rid(0)}
+
+
+def test_sort_by_metadata_and_suggestion_with_missing_values_last(index: SearchIndex) -> None:
+    index.upsert_records([doc(0, metadata={"round": 2}), doc(1, metadata={}), doc(2, metadata={"round": 5})])
+    for direction, expected in (("asc", [rid(0), rid(2), rid(1)]), ("desc", [rid(2), rid(0), rid(1)])):
+        order = compile_order(Order(scope=MetadataFilterScope(metadata_property="round"), order=direction))  # type: ignore[arg-type]
+        hits, _ = index.search("ds", order=[order])
+        assert [h[0] for h in hits] == expected
+
+
+def test_delete_dataset_removes_documents_and_counts(index: SearchIndex) -> None:
+    index.create_dataset("ds")
+    index.upsert_records([doc(i, responses=[ResponseDoc(f"x{i}", "u", "submitted", {})]) for i in range(5)])
+    index.delete_dataset("ds")
+    assert index.count_records("ds") == 0
+    assert index.user_status_counts("ds", "u") == {}
+    assert "ds" not in index.dataset_ids()
+
+
+def test_an_index_of_an_older_schema_is_dropped_and_rebuilt_empty(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    old = SearchIndex(path)
+    old.upsert_records([doc(0)])
+    old.query("UPDATE idx_meta SET value = '0' WHERE key = 'schema_version'")
+    old.close()
+    fresh = SearchIndex(path)
+    assert fresh.count_records("ds") == 0
