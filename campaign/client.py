@@ -339,6 +339,38 @@ class ArgillaClient:
             self.request("PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": chunk})
         return len(records)
 
+    def record_fingerprints(self, dataset_id: str) -> list[list[Any]] | None:
+        """Per-record change fingerprints from the local server's sync endpoint; None on other servers."""
+        try:
+            result = self.request("GET", f"/campaign/datasets/{dataset_id}/fingerprints")
+        except NotFound:
+            return None
+        return list(result["items"])
+
+    def records_by_id(
+        self, dataset_id: str, record_ids: list[str], *, include: Iterable[str] = ("responses", "suggestions")
+    ) -> list[dict[str, Any]]:
+        """Records by server id, with responses and suggestions (one search per 250 ids)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(record_ids), TERMS_MAX):
+            chunk = record_ids[start : start + TERMS_MAX]
+            body = {
+                "filters": {
+                    "and": [
+                        {"type": "terms", "scope": {"entity": "record", "property": "id"}, "values": chunk}
+                    ]
+                }
+            }
+            result = self.request(
+                "POST",
+                f"/datasets/{dataset_id}/records/search",
+                idempotent=True,
+                json=body,
+                params={"limit": len(chunk), "offset": 0, "include": list(include)},
+            )
+            found.extend(item["record"] for item in result["items"])
+        return found
+
     def iter_records(
         self,
         dataset_id: str,

@@ -350,32 +350,61 @@ def sync_snapshot(
     dataset_id = str(dataset["id"])
     details = client.dataset(dataset_id)
     previous = _load_previous(campaign_dir, dataset_id)
-    activity = str(details.get("last_activity_at") or details.get("updated_at") or "")
+    progress = client.dataset_progress(dataset_id)
+    # Responses touch last_activity_at; seeding and status changes show in the progress counts.
+    activity = "|".join(
+        str(value)
+        for value in (
+            details.get("last_activity_at"),
+            details.get("updated_at"),
+            progress.get("total"),
+            progress.get("completed"),
+        )
+    )
     now = datetime.now(UTC)
     sync_id = uuid.uuid4().hex[:12]
+    fingerprints: pl.DataFrame | None = None
 
-    if previous is not None and previous.meta.get("last_activity_at") == activity and activity:
+    if previous is not None and previous.meta.get("last_activity_at") == activity:
         mode, changed = "unchanged", 0
         records, responses, suggestions = previous.records, previous.responses, previous.suggestions
+        fingerprints = _load_fingerprints(campaign_dir)
     else:
         usernames = client.usernames_by_id()
         questions = {str(q["id"]): str(q["name"]) for q in client.questions(dataset_id)}
-        items: list[dict[str, Any]] = []
-        for page in client.iter_records(dataset_id):
-            items.extend(page)
+        served = client.record_fingerprints(dataset_id)
+        fingerprints = _fingerprint_frame(served) if served is not None else None
+        old_prints = _load_fingerprints(campaign_dir) if previous is not None else None
+        if previous is not None and fingerprints is not None and old_prints is not None:
+            stale, gone = _moved(old_prints, fingerprints)
+            items = client.records_by_id(dataset_id, stale["server_id"].to_list()) if stale.height else []
             if on_page is not None:
-                on_page(len(page))
-        records, responses, suggestions = frames_from_records(
-            items, template=template, usernames=usernames, questions=questions
-        )
-        mode = "full"
-        changed = (
-            _changed_records(previous, records, responses)
-            if previous is not None
-            else records["record_id"].n_unique()
-        )
+                on_page(len(items))
+            fresh = frames_from_records(items, template=template, usernames=usernames, questions=questions)
+            drop = set(stale["record_id"].to_list()) | gone
+            records, responses, suggestions = (
+                pl.concat([old.filter(~pl.col("record_id").is_in(list(drop))), new])
+                for old, new in zip(
+                    (previous.records, previous.responses, previous.suggestions), fresh, strict=True
+                )
+            )
+            mode, changed = "incremental", len(drop)
+        else:
+            items = []
+            for page in client.iter_records(dataset_id):
+                items.extend(page)
+                if on_page is not None:
+                    on_page(len(page))
+            records, responses, suggestions = frames_from_records(
+                items, template=template, usernames=usernames, questions=questions
+            )
+            mode = "full"
+            changed = (
+                _changed_records(previous, records, responses)
+                if previous is not None
+                else records["record_id"].n_unique()
+            )
 
-    progress = client.dataset_progress(dataset_id)
     n_responses = responses.select(["record_id", "annotator"]).unique().height if responses.height else 0
     sync_row = pl.DataFrame(
         [
@@ -405,6 +434,12 @@ def sync_snapshot(
         "api_url": client.api_url,
     }
     snapshot = Snapshot(records=records, responses=responses, suggestions=suggestions, syncs=syncs, meta=meta)
+    fingerprint_path = snapshot_dir(campaign_dir) / FINGERPRINTS_FILENAME
+    if fingerprints is None:
+        fingerprint_path.unlink(missing_ok=True)
+    else:
+        snapshot_dir(campaign_dir).mkdir(parents=True, exist_ok=True)
+        _atomic_write(fingerprint_path, lambda tmp: fingerprints.write_parquet(tmp))
     save_snapshot(campaign_dir, snapshot)
     result = SyncResult(
         sync_id=sync_id,
@@ -416,6 +451,41 @@ def sync_snapshot(
         seconds=round(time.perf_counter() - started, 3),
     )
     return snapshot, result
+
+
+FINGERPRINTS_FILENAME = "fingerprints.parquet"
+_FINGERPRINT_SCHEMA = {"record_id": pl.String(), "server_id": pl.String(), "fingerprint": pl.String()}
+
+
+def _fingerprint_frame(items: list[list[Any]]) -> pl.DataFrame:
+    """record_id (as the snapshot names it), server id and a change fingerprint per record."""
+    rows = [
+        {
+            "record_id": str(external or server_id),
+            "server_id": str(server_id),
+            "fingerprint": "|".join(str(part) for part in rest),
+        }
+        for server_id, external, *rest in items
+    ]
+    return pl.DataFrame(rows, schema=_FINGERPRINT_SCHEMA)
+
+
+def _load_fingerprints(campaign_dir: Path | str) -> pl.DataFrame | None:
+    path = snapshot_dir(campaign_dir) / FINGERPRINTS_FILENAME
+    try:
+        return pl.read_parquet(path).cast(_FINGERPRINT_SCHEMA)  # type: ignore[arg-type]
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+
+
+def _moved(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
+    """Records that are new or changed since `old` (with server ids), and record ids that are gone."""
+    joined = new.join(
+        old.select("record_id", pl.col("fingerprint").alias("before")), on="record_id", how="left"
+    )
+    stale = joined.filter(pl.col("fingerprint").ne_missing(pl.col("before"))).select("record_id", "server_id")
+    gone = set(old["record_id"].to_list()) - set(new["record_id"].to_list())
+    return stale, gone
 
 
 def _load_previous(campaign_dir: Path | str, dataset_id: str) -> Snapshot | None:

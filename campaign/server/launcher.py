@@ -161,9 +161,12 @@ def prepare() -> dict[str, Any]:
 
 
 def serve(host: str, port: int) -> None:
-    """Run the app until SIGTERM."""
+    """Run the app, with the project's read-only sync endpoints, until SIGTERM."""
     import uvicorn
 
+    from campaign.server import extensions
+
+    extensions.install()
     uvicorn.run("argilla_server:app", host=host, port=port, access_log=False, log_level="warning")
 
 
