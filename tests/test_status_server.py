@@ -1,0 +1,204 @@
+"""`campaign status` against the real local server: counts and statistics, and incremental sync."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import krippendorff
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from campaign.cli import cli
+from tests.server_helpers import api, create_annotator, submit
+
+N_RECORDS = 12
+ANNOTATORS = ("st-ann-1", "st-ann-2", "st-ann-3")
+# (annotator index, record index) -> (rating_1, rating_2, status)
+PLAN: dict[tuple[int, int], tuple[int | None, int | None, str]] = {}
+for r in range(8):
+    PLAN[(0, r)] = (1 + r % 5, 5 - r % 5, "submitted")
+    PLAN[(1, r)] = (1 + (r + 1) % 5, 5 - r % 5, "submitted")
+for r in range(4):
+    PLAN[(2, r)] = (1 + r % 5, 4, "submitted")
+PLAN[(2, 8)] = (3, 3, "draft")
+PLAN[(2, 9)] = (None, None, "discarded")
+
+
+def _run(*args: str) -> Any:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def campaign(local_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A rating campaign (N=2, min_submitted=2) with 12 seeded records and known responses."""
+    import polars as pl
+
+    directory = tmp_path_factory.mktemp("status") / "st"
+    env = {"ARGILLA_API_URL": local_server.api_url, "ARGILLA_API_KEY": local_server.api_key}
+    runner = CliRunner(env=env)
+    for args in (
+        ["init", str(directory), "--template", "rating", "--responses", "2", "--min-submitted", "2"],
+        ["create", "--campaign", str(directory)],
+    ):
+        assert runner.invoke(cli, args).exit_code == 0
+    source = directory / "rows.jsonl"
+    pl.DataFrame(
+        {
+            "instruction": [f"status prompt {i}" for i in range(N_RECORDS)],
+            "generations": [[f"first {i}", f"second {i}"] for i in range(N_RECORDS)],
+            "generation_models": [["m-a", "m-b"]] * N_RECORDS,
+        }
+    ).write_ndjson(source)
+    seeded = runner.invoke(cli, ["seed", str(source), "--campaign", str(directory), "--no-shuffle", "--json"])
+    assert seeded.exit_code == 0, seeded.output
+    workspace = json.loads(seeded.output)["dataset"]["workspace"]
+    ws = next(
+        w
+        for w in api(local_server.api_url, local_server.api_key, "GET", "/me/workspaces").json()["items"]
+        if w["name"] == workspace
+    )
+    users = [
+        create_annotator(local_server.api_url, local_server.api_key, name, ws["id"]) for name in ANNOTATORS
+    ]
+    datasets = api(local_server.api_url, local_server.api_key, "GET", "/me/datasets").json()["items"]
+    dataset = next(d for d in datasets if d["workspace_id"] == ws["id"])
+    records = api(
+        local_server.api_url,
+        local_server.api_key,
+        "GET",
+        f"/datasets/{dataset['id']}/records",
+        params={"limit": 100},
+    ).json()["items"]
+    by_prompt = {r["fields"]["prompt"]: r for r in records}
+    record_ids = [by_prompt[f"status prompt {i}"]["id"] for i in range(N_RECORDS)]
+    responses = {}
+    for (a, r), (v1, v2, status) in PLAN.items():
+        values = None if v1 is None else {"rating_1": v1, "rating_2": v2}
+        responses[(a, r)] = submit(local_server.api_url, users[a]["api_key"], record_ids[r], values, status)
+    return {"dir": directory, "env": env, "users": users, "record_ids": record_ids, "responses": responses}
+
+
+def _status(campaign: dict[str, Any]) -> dict[str, Any]:
+    result = CliRunner(env=campaign["env"]).invoke(
+        cli, ["status", "--campaign", str(campaign["dir"]), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def _alpha(question: int) -> float:
+    """Ordinal alpha computed here, independently of campaign.agreement."""
+    matrix = np.full((len(ANNOTATORS), N_RECORDS), np.nan)
+    for (a, r), values in PLAN.items():
+        if values[2] == "submitted":
+            matrix[a, r] = values[question - 1]
+    return float(krippendorff.alpha(reliability_data=matrix, level_of_measurement="ordinal"))
+
+
+def test_status_counts_and_agreement_match_an_independent_computation(campaign: dict[str, Any]) -> None:
+    report = _status(campaign)
+    totals = report["progress"]["totals"]
+    submitted_per_record = [
+        sum(1 for (a, r), v in PLAN.items() if r == rec and v[2] == "submitted") for rec in range(N_RECORDS)
+    ]
+    assert totals["records"] == N_RECORDS
+    assert totals["completed"] == sum(1 for n in submitted_per_record if n >= 2)
+    assert totals["remaining_submissions"] == sum(max(0, 2 - n) for n in submitted_per_record)
+    assert totals["responses"] == {"submitted": 20, "draft": 1, "discarded": 1, "total": 22}
+    people = {a["annotator"]: a for a in report["progress"]["annotators"]}
+    assert (people["st-ann-1"]["submitted"], people["st-ann-2"]["submitted"]) == (8, 8)
+    assert (
+        people["st-ann-3"]["submitted"],
+        people["st-ann-3"]["draft"],
+        people["st-ann-3"]["discarded"],
+    ) == (4, 1, 1)
+    assert people["st-ann-1"]["share"] == pytest.approx(8 / 20)
+    per_question = report["agreement"]["per_question"]
+    for question in (1, 2):
+        stat = per_question[f"rating_{question}"]
+        assert stat["value"] == pytest.approx(_alpha(question), abs=1e-9)
+        assert stat["n_units"] == sum(1 for n in submitted_per_record if n >= 2)
+    # Argilla's own status agrees with min_submitted=2.
+    assert report["progress"]["totals"]["argilla_status"].get("completed") == totals["completed"]
+
+
+def test_incremental_sync_sees_new_updated_and_deleted_responses(
+    local_server: Any, campaign: dict[str, Any]
+) -> None:
+    first = _status(campaign)
+    again = _status(campaign)
+    assert again["sync"]["mode"] == "unchanged"
+    users, ids = campaign["users"], campaign["record_ids"]
+    # New: annotator 3 submits record 10. Updated: annotator 1 changes record 0. Deleted: annotator 2's record 7.
+    submit(local_server.api_url, users[2]["api_key"], ids[10], {"rating_1": 2, "rating_2": 2})
+    changed = campaign["responses"][(0, 0)]
+    response = api(
+        local_server.api_url,
+        users[0]["api_key"],
+        "PUT",
+        f"/responses/{changed['id']}",
+        json={"values": {"rating_1": {"value": 5}, "rating_2": {"value": 5}}, "status": "submitted"},
+    )
+    assert response.status_code == 200, response.text
+    deleted = campaign["responses"][(1, 7)]
+    assert (
+        api(local_server.api_url, users[1]["api_key"], "DELETE", f"/responses/{deleted['id']}").status_code
+        == 200
+    )
+
+    report = _status(campaign)
+    assert report["sync"]["mode"] == "incremental"
+    assert report["sync"]["changed_records"] == 3
+    totals = report["progress"]["totals"]
+    assert totals["responses"]["submitted"] == first["progress"]["totals"]["responses"]["submitted"]  # +1 -1
+    people = {a["annotator"]: a for a in report["progress"]["annotators"]}
+    assert people["st-ann-2"]["submitted"] == 7
+    assert people["st-ann-3"]["submitted"] == 5
+    assert (
+        totals["completed"] == first["progress"]["totals"]["completed"] - 1
+    )  # record 7 lost its second vote
+
+    from campaign.snapshot import load_snapshot
+
+    snapshot = load_snapshot(campaign["dir"])
+    prompt0 = snapshot.responses.filter(
+        (snapshot.responses["annotator"] == "st-ann-1") & (snapshot.responses["question"] == "rating_1")
+    )
+    assert "5" in prompt0["value"].to_list()
+    # The incremental snapshot equals a full sync of the same server state.
+    fingerprints = Path(campaign["dir"]) / ".campaign" / "snapshot" / "fingerprints.parquet"
+    fingerprints.unlink()
+    full = _status(campaign)
+    assert full["sync"]["mode"] in ("full", "unchanged")
+    (Path(campaign["dir"]) / ".campaign" / "snapshot" / "meta.json").unlink()
+    rebuilt = _status(campaign)
+    assert rebuilt["sync"]["mode"] == "full"
+    assert rebuilt["snapshot"]["snapshot_id"] == report["snapshot"]["snapshot_id"]
+
+
+def test_status_reports_without_sync_and_renders_markdown_and_html(
+    campaign: dict[str, Any], tmp_path: Path
+) -> None:
+    runner = CliRunner(env=campaign["env"])
+    html = tmp_path / "report.html"
+    result = runner.invoke(
+        cli, ["status", "--campaign", str(campaign["dir"]), "--no-sync", "--markdown", "--html", str(html)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "st-ann-1" in result.output
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    missing = runner.invoke(cli, ["status", "--campaign", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0
+    assert "Traceback" not in missing.output
+
+
+def test_pairs_of_annotators_in_report(campaign: dict[str, Any]) -> None:
+    report = _status(campaign)
+    pairs = {(p["annotator_a"], p["annotator_b"]) for p in report["agreement"]["pairwise"]}
+    assert pairs <= set(itertools.combinations(sorted(ANNOTATORS), 2))
