@@ -191,7 +191,15 @@ def _encode(
             msg = f"column {name!r} is empty in {nulls.height} row(s), first at row {nulls['row'][0]}."
             raise InputError(msg)
     df = df.filter(pl.col("v").is_not_null())
-    dup = df.filter(pl.struct("u", "a").is_duplicated())
+    df = df.with_columns(
+        ui=pl.col("u").rank("dense").cast(pl.Int64) - 1,
+        ai=pl.col("a").rank("dense").cast(pl.Int64) - 1,
+        vi=pl.col("v").rank("dense").cast(pl.Int64) - 1,
+    )
+    units = df["u"].unique().sort()
+    annotators = df["a"].unique().sort()
+    # Duplicates checked on integer codes: far cheaper than on (unit, annotator) string pairs.
+    dup = df.filter((pl.col("ui") * annotators.len() + pl.col("ai")).is_duplicated())
     if dup.height:
         msg = (
             f"annotator {dup['a'][0]!r} has {dup.filter(pl.col('u') == dup['u'][0]).height} values for "
@@ -199,17 +207,12 @@ def _encode(
             "keep one value per (unit, annotator)."
         )
         raise InputError(msg)
-    df = df.with_columns(
-        ui=pl.col("u").rank("dense").cast(pl.Int64) - 1,
-        ai=pl.col("a").rank("dense").cast(pl.Int64) - 1,
-        vi=pl.col("v").rank("dense").cast(pl.Int64) - 1,
-    )
     return _Coded(
         unit=df["ui"].to_numpy(),
         annotator=df["ai"].to_numpy(),
         value=df["vi"].to_numpy(),
-        units=df["u"].unique().sort().to_list(),
-        annotators=df["a"].unique().sort().to_list(),
+        units=units.to_list(),
+        annotators=annotators.to_list(),
         domain=df["v"].unique().sort().to_numpy(),
         numeric=df["v"].dtype == pl.Float64,
     )

@@ -1,0 +1,241 @@
+"""Status benchmark: snapshot sync (first and incremental) against SDK iteration, and agreement at scale.
+
+Run:  .venv/bin/python benchmarks/status.py [--records 20000] [--annotators 3] [--write]
+
+It starts its own local server in a temp dir, fills a rating campaign with responses through the bulk
+API, then measures in one run:
+  - iterating the dataset with the SDK, `records(with_responses=True)` (the baseline);
+  - the first `sync_snapshot` (target: no slower than the SDK iteration);
+  - a re-sync after 1% of the responses changed (target: <= 10% of the first sync);
+  - `campaign_agreement` over 100k units x 5 annotators (target: < 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_description, replace_section
+
+
+def _fill(client: Any, dataset_id: str, users: list[str], n: int, rng: random.Random) -> None:
+    """Records with submitted ratings from every annotator, 500 per bulk request."""
+    questions = {q["name"]: q["id"] for q in client.questions(dataset_id)}
+    for start in range(0, n, 500):
+        items = []
+        for i in range(start, min(n, start + 500)):
+            items.append(
+                {
+                    "external_id": f"rec-{i}",
+                    "fields": {
+                        "prompt": f"prompt {i}",
+                        "response_1": f"first {i}",
+                        "response_2": f"second {i}",
+                    },
+                    "metadata": {"prompt_id": f"p{i}", "round": 1},
+                    "suggestions": [
+                        {"question_id": questions["rating_1"], "value": rng.randint(1, 5), "agent": "judge"}
+                    ],
+                    "responses": [
+                        {
+                            "user_id": user,
+                            "status": "submitted",
+                            "values": {
+                                "rating_1": {"value": rng.randint(1, 5)},
+                                "rating_2": {"value": rng.randint(1, 5)},
+                            },
+                        }
+                        for user in users
+                    ],
+                }
+            )
+        client.upsert_records(dataset_id, items)
+
+
+def measure_sync(n_records: int, n_annotators: int) -> dict[str, float]:
+    """Seconds for SDK iteration, first sync and a 1% re-sync on one server."""
+    import argilla as rg
+
+    from campaign.campaign_file import init_campaign
+    from campaign.client import ArgillaClient
+    from campaign.config import read_credentials
+    from campaign.server.manager import LocalServer, ServerOptions, free_port
+    from campaign.snapshot import sync_snapshot
+
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
+        server = LocalServer(Path(tmp) / "home")
+        server.start(ServerOptions(port=free_port()), timeout=120)
+        try:
+            creds = read_credentials(server.credentials_file)
+            client = ArgillaClient(creds["api_url"], creds["api_key"])
+            campaign = init_campaign(
+                Path(tmp) / "bench", template="rating", responses=2, min_submitted=2
+            ).campaign
+            result = client.ensure_dataset(campaign, campaign.build_settings())
+            workspace = client.require_workspace(campaign.workspace)
+            users = []
+            for k in range(n_annotators):
+                user = client.create_user(
+                    username=f"bench-{k}", password="bench-password", role="annotator", first_name="bench"
+                )
+                client.add_to_workspace(workspace["id"], str(user["id"]))
+                users.append(str(user["id"]))
+            _fill(client, result.dataset_id, users, n_records, rng)
+
+            sdk = rg.Argilla(api_url=creds["api_url"], api_key=creds["api_key"])
+            dataset = sdk.datasets(campaign.name, workspace=campaign.workspace)
+            started = time.perf_counter()
+            count = sum(1 for _ in dataset.records(with_responses=True, with_suggestions=True))
+            sdk_seconds = time.perf_counter() - started
+            assert count == n_records
+
+            sync = dict(dataset_name=campaign.name, workspace=campaign.workspace, template="rating")
+            started = time.perf_counter()
+            _, first = sync_snapshot(client, campaign.directory, **sync)
+            first_seconds = time.perf_counter() - started
+
+            # Change 1% of the responses: new values for one annotator on 1% of the records.
+            # 1% of all responses: one annotator's response on 3% of the records when there are 3 annotators.
+            changed = rng.sample(range(n_records), max(1, n_records * n_annotators // 100))
+            records = client.records_by_id(
+                result.dataset_id,
+                [r["id"] for r in _ids(client, result.dataset_id, [f"rec-{i}" for i in changed])],
+            )
+            for record in records:
+                response = record["responses"][0]
+                client.request(
+                    "PUT",
+                    f"/responses/{response['id']}",
+                    json={
+                        "values": {"rating_1": {"value": 1}, "rating_2": {"value": 1}},
+                        "status": "submitted",
+                    },
+                )
+            started = time.perf_counter()
+            _, again = sync_snapshot(client, campaign.directory, **sync)
+            again_seconds = time.perf_counter() - started
+            assert again.mode == "incremental", again
+        finally:
+            server.stop()
+    return {
+        "sdk": sdk_seconds,
+        "first": first_seconds,
+        "incremental": again_seconds,
+        "changed_records": float(again.changed_records),
+        "responses": float(first.n_responses),
+    }
+
+
+def _ids(client: Any, dataset_id: str, external_ids: list[str]) -> list[dict[str, Any]]:
+    found = []
+    for start in range(0, len(external_ids), 250):
+        body = {
+            "filters": {
+                "and": [
+                    {
+                        "type": "terms",
+                        "scope": {"entity": "record", "property": "external_id"},
+                        "values": external_ids[start : start + 250],
+                    }
+                ]
+            }
+        }
+        result = client.request(
+            "POST", f"/datasets/{dataset_id}/records/search", json=body, params={"limit": 250}
+        )
+        found += [item["record"] for item in result["items"]]
+    return found
+
+
+def measure_agreement(units: int = 100_000, annotators: int = 5) -> float:
+    """Seconds of `campaign_agreement` on a rating snapshot of `units` (record, question) pairs."""
+    import polars as pl
+
+    from campaign.agreement import campaign_agreement
+
+    rng = random.Random(1)
+    records = units // 2
+    truth = [rng.randint(1, 5) for _ in range(units)]
+    rows = {
+        "record_id": [], "prompt_id": [], "round": [], "question": [], "slot": [], "value": [],
+        "annotator": [], "status": [], "updated_at": [],
+    }  # fmt: skip
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    for unit in range(units):
+        record, slot = divmod(unit, 2)
+        for a in range(annotators):
+            value = min(5, max(1, truth[unit] + rng.choice((-1, 0, 0, 0, 1))))
+            rows["record_id"].append(f"r{record}")
+            rows["prompt_id"].append(f"p{record}")
+            rows["round"].append(1)
+            rows["question"].append(f"rating_{slot + 1}")
+            rows["slot"].append(slot + 1)
+            rows["value"].append(str(value))
+            rows["annotator"].append(f"a{a}")
+            rows["status"].append("submitted")
+            rows["updated_at"].append(now)
+    frame = pl.DataFrame(rows)
+    assert records * 2 == units
+    started = time.perf_counter()
+    report = campaign_agreement(frame, "rating")
+    seconds = time.perf_counter() - started
+    assert report["overall"]["value"] is not None
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurements and print (and optionally record) the table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--annotators", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    sync = measure_sync(args.records, args.annotators)
+    agreement = measure_agreement()
+    rows = [
+        (
+            f"SDK records(with_responses=True), {args.records:,} records x {args.annotators}",
+            f"{sync['sdk']:.1f} s",
+            "baseline",
+        ),
+        (
+            "first sync_snapshot",
+            f"{sync['first']:.1f} s",
+            f"{sync['first'] / sync['sdk']:.2f}x the SDK (target <= 1x)",
+        ),
+        (
+            f"re-sync after 1% of responses changed ({int(sync['changed_records'])} records)",
+            f"{sync['incremental']:.2f} s",
+            f"{sync['incremental'] / sync['first']:.1%} of the first sync (target <= 10%)",
+        ),
+        ("campaign_agreement, 100,000 units x 5 annotators", f"{agreement:.2f} s", "target < 1 s"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'measurement'.ljust(width)} | result | note |", f"|{'-' * (width + 2)}|---|---|"]
+    lines += [f"| {name.ljust(width)} | {value} | {note} |" for name, value, note in rows]
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        body = (
+            f"Command: `.venv/bin/python benchmarks/status.py --write` (records={args.records}, "
+            f"annotators={args.annotators}).\n\nMachine: {machine_description()}\n\n{table}\n"
+        )
+        replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "Status", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
