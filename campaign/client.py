@@ -37,6 +37,7 @@ PAGE_SIZE = 1000
 BULK_SIZE = 500  # argilla-server's RECORDS_BULK_UPSERT_MAX_ITEMS
 TERMS_MAX = 250  # argilla-server's TERMS_FILTER_VALUES_MAX_ITEMS
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 _AGENT_INVALID = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
 
 
@@ -69,6 +70,7 @@ class ArgillaClient:
         self.retries = retries
         self._session: requests.Session | None = None
         self._sdk: rg.Argilla | None = None
+        self._extensions: bool | None = None  # does the server have campaign's read endpoints?
 
     def __repr__(self) -> str:  # never show the key
         return f"ArgillaClient({self.api_url!r})"
@@ -90,7 +92,7 @@ class ArgillaClient:
                 status=self.retries,
                 backoff_factor=0.3,
                 status_forcelist=RETRY_STATUSES,
-                allowed_methods=frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"}),
+                allowed_methods=IDEMPOTENT_METHODS,
                 raise_on_status=False,
             )
             session = requests.Session()
@@ -111,12 +113,22 @@ class ArgillaClient:
 
         url = f"{self.api_url}/api/v1{path}"
         kwargs.setdefault("timeout", self.timeout)
-        attempts = self.retries + 1 if (idempotent and method.upper() == "POST") else 1
+        retried_post = bool(idempotent) and method.upper() == "POST"
+        # urllib3 retries idempotent methods only until the response headers arrive; an answer cut off
+        # in its body is retried here.
+        safe = retried_post or method.upper() in IDEMPOTENT_METHODS
+        attempts = self.retries + 1 if safe else 1
         for attempt in range(attempts):
             try:
                 response = self.session.request(method, url, **kwargs)
-            except requests.ConnectionError as exc:
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
                 if attempt + 1 < attempts:
+                    time.sleep(0.3 * 2**attempt)
+                    continue
+                msg = f"Argilla at {self.api_url} broke off its answer to {method} {path} (connection lost)."
+                raise ConnectionFailed(msg) from None
+            except requests.ConnectionError as exc:
+                if retried_post and attempt + 1 < attempts:
                     time.sleep(0.3 * 2**attempt)
                     continue
                 msg = (
@@ -125,11 +137,11 @@ class ArgillaClient:
                 )
                 raise ConnectionFailed(msg) from None
             except requests.Timeout:
-                if attempt + 1 < attempts:
+                if retried_post and attempt + 1 < attempts:
                     continue
                 msg = f"Argilla at {self.api_url} did not answer {method} {path} within {self.timeout:.0f}s."
                 raise ConnectionFailed(msg) from None
-            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+            if response.status_code in RETRY_STATUSES and retried_post and attempt + 1 < attempts:
                 time.sleep(0.3 * 2**attempt)
                 continue
             return self._result(response, method, path)
@@ -339,19 +351,42 @@ class ArgillaClient:
             self.request("PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": chunk})
         return len(records)
 
+    def _extension(self, method: str, path: str, **kwargs: Any) -> Any | None:
+        """Call one of the local server's /campaign/ endpoints; None when the server has none."""
+        if self._extensions is False:
+            return None
+        try:
+            result = self.request(method, f"/campaign{path}", **kwargs)
+        except NotFound as exc:
+            if "/campaign/" in str(exc) and "Dataset" not in str(exc):
+                self._extensions = False
+                return None
+            raise
+        self._extensions = True
+        return result
+
     def record_fingerprints(self, dataset_id: str) -> list[list[Any]] | None:
         """Per-record change fingerprints from the local server's sync endpoint; None on other servers."""
-        try:
-            result = self.request("GET", f"/campaign/datasets/{dataset_id}/fingerprints")
-        except NotFound:
-            return None
-        return list(result["items"])
+        result = self._extension("GET", f"/datasets/{dataset_id}/fingerprints")
+        return None if result is None else list(result["items"])
 
     def records_by_id(
         self, dataset_id: str, record_ids: list[str], *, include: Iterable[str] = ("responses", "suggestions")
     ) -> list[dict[str, Any]]:
         """Records by server id, with responses and suggestions (one search per 250 ids)."""
         found: list[dict[str, Any]] = []
+        if self._extensions is not False:
+            for start in range(0, len(record_ids), PAGE_SIZE):
+                chunk = record_ids[start : start + PAGE_SIZE]
+                result = self._extension(
+                    "POST", f"/datasets/{dataset_id}/records/by-id", idempotent=True, json={"ids": chunk}
+                )
+                if result is None:
+                    break
+                found.extend(result["items"])
+            else:
+                return found
+            found = []
         for start in range(0, len(record_ids), TERMS_MAX):
             chunk = record_ids[start : start + TERMS_MAX]
             body = {
@@ -378,8 +413,25 @@ class ArgillaClient:
         include: Iterable[str] = ("responses", "suggestions"),
         page_size: int = PAGE_SIZE,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Every record of a dataset, a page at a time, with responses as stored (REST, not the SDK)."""
+        """Every record of a dataset, a page at a time, with responses as stored (REST, not the SDK).
+
+        The local server's lean endpoint is used when it exists; it returns the same shape.
+        """
         offset = 0
+        if self._extensions is not False:
+            while True:
+                page = self._extension(
+                    "GET", f"/datasets/{dataset_id}/records", params={"offset": offset, "limit": page_size}
+                )
+                if page is None:
+                    break
+                items = list(page["items"])
+                if items:
+                    yield items
+                if len(items) < page_size:
+                    return
+                offset += len(items)
+            offset = 0
         while True:
             page = self.request(
                 "GET",

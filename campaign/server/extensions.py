@@ -9,6 +9,7 @@ a full sync.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -16,9 +17,12 @@ from argilla_server.api.policies.v1 import DatasetPolicy, authorize
 from argilla_server.database import get_async_db
 from argilla_server.models import Dataset, Record, Response, Suggestion, User
 from argilla_server.security import auth
-from fastapi import APIRouter, Depends, Security
-from sqlalchemy import func, select
+from fastapi import APIRouter, Body, Depends, Query, Security
+from fastapi.responses import Response as HTTPResponse
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+PAGE_LIMIT = 5000
 
 router = APIRouter(prefix="/campaign", tags=["campaign"])
 
@@ -29,48 +33,174 @@ async def record_fingerprints(
     db: AsyncSession = Depends(get_async_db),
     dataset_id: UUID,
     current_user: User = Security(auth.get_current_user),
-) -> dict[str, Any]:
+) -> HTTPResponse:
     """One row per record: [id, external_id, updated_at, responses, responses_updated_at, suggestions_updated_at]."""
     dataset = await Dataset.get_or_raise(db, dataset_id)
     await authorize(current_user, DatasetPolicy.list_records_with_all_responses(dataset))
-    responses = (
-        select(
-            Response.record_id.label("record_id"),
-            func.count(Response.id).label("n"),
-            func.max(Response.updated_at).label("last"),
+    # Plain SQL and raw column values: this runs on every sync over every record, and converting ids
+    # and timestamps to Python objects would cost more than the query. Fingerprints are opaque strings.
+    query = text(
+        """
+        SELECT r.id, r.external_id, r.updated_at,
+               (SELECT count(*) FROM responses p WHERE p.record_id = r.id),
+               (SELECT max(p.updated_at) FROM responses p WHERE p.record_id = r.id),
+               (SELECT max(s.updated_at) FROM suggestions s WHERE s.record_id = r.id)
+        FROM records r WHERE r.dataset_id = :dataset_id ORDER BY r.inserted_at, r.id
+        """
+    ).bindparams(bindparam("dataset_id", type_=Record.__table__.c.dataset_id.type))
+    rows = (await db.execute(query, {"dataset_id": dataset_id})).all()
+    return _json(
+        {
+            "items": [
+                [_uuid(rid), external, str(updated), int(n), _raw(last_response), _raw(last_suggestion)]
+                for rid, external, updated, n, last_response, last_suggestion in rows
+            ]
+        }
+    )
+
+
+def _json(payload: dict[str, Any]) -> HTTPResponse:
+    """Serialise with the json module directly; FastAPI's generic encoder is the slow part of big lists."""
+    return HTTPResponse(content=json.dumps(payload, default=str), media_type="application/json")
+
+
+def _uuid(value: Any) -> str:
+    """A record id in the API's form (SQLite keeps them as 32 hex digits)."""
+    return str(value if isinstance(value, UUID) else UUID(str(value)))
+
+
+def _raw(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@router.get("/datasets/{dataset_id}/records")
+async def list_records(
+    *,
+    db: AsyncSession = Depends(get_async_db),
+    dataset_id: UUID,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=PAGE_LIMIT),
+    current_user: User = Security(auth.get_current_user),
+) -> HTTPResponse:
+    """A page of records with responses and suggestions, in the shape of GET /datasets/{id}/records.
+
+    Read with plain SQL rows instead of ORM objects and response models: a snapshot sync reads every
+    record, and this is several times cheaper than the stock endpoint.
+    """
+    dataset = await Dataset.get_or_raise(db, dataset_id)
+    await authorize(current_user, DatasetPolicy.list_records_with_all_responses(dataset))
+    page = (
+        await db.execute(
+            select(
+                Record.id,
+                Record.external_id,
+                Record.fields,
+                Record.metadata_,
+                Record.status,
+                Record.inserted_at,
+                Record.updated_at,
+            )
+            .where(Record.dataset_id == dataset_id)
+            .order_by(Record.inserted_at, Record.id)
+            .offset(offset)
+            .limit(limit)
         )
-        .join(Record, Record.id == Response.record_id)
-        .where(Record.dataset_id == dataset_id)
-        .group_by(Response.record_id)
-        .subquery()
-    )
-    suggestions = (
-        select(Suggestion.record_id.label("record_id"), func.max(Suggestion.updated_at).label("last"))
-        .join(Record, Record.id == Suggestion.record_id)
-        .where(Record.dataset_id == dataset_id)
-        .group_by(Suggestion.record_id)
-        .subquery()
-    )
-    rows = await db.execute(
-        select(
-            Record.id,
-            Record.external_id,
-            Record.updated_at,
-            func.coalesce(responses.c.n, 0),
-            responses.c.last,
-            suggestions.c.last,
+    ).all()
+    return _json({"items": await _with_children(db, page)})
+
+
+@router.post("/datasets/{dataset_id}/records/by-id")
+async def records_by_id(
+    *,
+    db: AsyncSession = Depends(get_async_db),
+    dataset_id: UUID,
+    ids: list[UUID] = Body(..., embed=True, max_length=PAGE_LIMIT),
+    current_user: User = Security(auth.get_current_user),
+) -> HTTPResponse:
+    """The records with these ids (and their responses and suggestions); unknown ids are left out."""
+    dataset = await Dataset.get_or_raise(db, dataset_id)
+    await authorize(current_user, DatasetPolicy.list_records_with_all_responses(dataset))
+    rows = (
+        await db.execute(
+            select(
+                Record.id,
+                Record.external_id,
+                Record.fields,
+                Record.metadata_,
+                Record.status,
+                Record.inserted_at,
+                Record.updated_at,
+            ).where(Record.dataset_id == dataset_id, Record.id.in_(ids))
         )
-        .outerjoin(responses, responses.c.record_id == Record.id)
-        .outerjoin(suggestions, suggestions.c.record_id == Record.id)
-        .where(Record.dataset_id == dataset_id)
-        .order_by(Record.inserted_at, Record.id)
-    )
-    return {
-        "items": [
-            [str(rid), external, _iso(updated), int(n), _iso(last_response), _iso(last_suggestion)]
-            for rid, external, updated, n, last_response, last_suggestion in rows.all()
-        ]
-    }
+    ).all()
+    return _json({"items": await _with_children(db, rows)})
+
+
+async def _with_children(db: AsyncSession, rows: Any) -> list[dict[str, Any]]:
+    ids = [row[0] for row in rows]
+    responses: dict[Any, list[dict[str, Any]]] = {rid: [] for rid in ids}
+    suggestions: dict[Any, list[dict[str, Any]]] = {rid: [] for rid in ids}
+    if ids:
+        for rid, response_id, user_id, status, values, inserted, updated in (
+            await db.execute(
+                select(
+                    Response.record_id,
+                    Response.id,
+                    Response.user_id,
+                    Response.status,
+                    Response.values,
+                    Response.inserted_at,
+                    Response.updated_at,
+                )
+                .where(Response.record_id.in_(ids))
+                .order_by(Response.inserted_at)
+            )
+        ).all():
+            responses[rid].append(
+                {
+                    "id": str(response_id),
+                    "user_id": str(user_id),
+                    "status": str(status),
+                    "values": values,
+                    "inserted_at": _iso(inserted),
+                    "updated_at": _iso(updated),
+                }
+            )
+        for rid, question_id, value, score, agent, kind in (
+            await db.execute(
+                select(
+                    Suggestion.record_id,
+                    Suggestion.question_id,
+                    Suggestion.value,
+                    Suggestion.score,
+                    Suggestion.agent,
+                    Suggestion.type,
+                ).where(Suggestion.record_id.in_(ids))
+            )
+        ).all():
+            suggestions[rid].append(
+                {
+                    "question_id": str(question_id),
+                    "value": value,
+                    "score": score,
+                    "agent": agent,
+                    "type": str(kind) if kind is not None else None,
+                }
+            )
+    return [
+        {
+            "id": str(rid),
+            "external_id": external,
+            "fields": fields or {},
+            "metadata": metadata,
+            "status": str(status),
+            "inserted_at": _iso(inserted),
+            "updated_at": _iso(updated),
+            "responses": responses[rid],
+            "suggestions": suggestions[rid],
+        }
+        for rid, external, fields, metadata, status, inserted, updated in rows
+    ]
 
 
 def _iso(value: Any) -> str | None:
