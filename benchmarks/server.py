@@ -1,8 +1,8 @@
 """Local server benchmark: SDK logging throughput (stock vs speed-ups), search and progress latency, start time.
 
-Run:  .venv/bin/python benchmarks/server.py [--records 10000] [--search-sizes 10000,100000] [--write]
+Run:  .venv/bin/python benchmarks/server.py [--records 10000] [--search-sizes 10000,100000] [--no-write]
 
-It starts its own servers in temp dirs on free ports, prints a table, and with --write replaces the
+It starts its own servers in temp dirs on free ports, prints a table, and replaces the
 "## Local server" section of BENCHMARKS.md.
 """
 
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--records", type=int, default=10_000, help="records logged through the SDK per run")
     parser.add_argument("--search-sizes", default="10000,100000", help="index sizes for search latency")
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = parser.parse_args(argv)
 
     rows: list[tuple[str, str, str]] = []
@@ -271,9 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {name.ljust(width)} | {value} | {note} |" for name, value, note in rows]
     table = "\n".join(lines)
     print(table)
-    if args.write:
+    if not args.no_write:
         body = (
-            f"Command: `.venv/bin/python benchmarks/server.py --write` (records={args.records}).\n\n"
+            f"Command: `.venv/bin/python benchmarks/server.py ` (records={args.records}).\n\n"
             f"Machine: {machine_description()}\n\n{table}\n"
         )
         replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "Local server", body)

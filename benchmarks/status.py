@@ -1,6 +1,6 @@
 """Status benchmark: snapshot sync (first and incremental) against SDK iteration, and agreement at scale.
 
-Run:  .venv/bin/python benchmarks/status.py [--records 20000] [--annotators 3] [--write]
+Run:  .venv/bin/python benchmarks/status.py [--records 20000] [--annotators 3] [--no-write]
 
 It starts its own local server in a temp dir, fills a rating campaign with responses through the bulk
 API, then measures in one run:
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--annotators", type=int, default=3)
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = parser.parse_args(argv)
 
     sync = measure_sync(args.records, args.annotators)
@@ -242,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {name.ljust(width)} | {value} | {note} |" for name, value, note in rows]
     table = "\n".join(lines)
     print(table)
-    if args.write:
+    if not args.no_write:
         body = (
-            f"Command: `.venv/bin/python benchmarks/status.py --write` (records={args.records}, "
+            f"Command: `.venv/bin/python benchmarks/status.py ` (records={args.records}, "
             f"annotators={args.annotators}).\n\nMachine: {machine_description()}\n\n{table}\n"
         )
         replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "Status", body)
