@@ -102,7 +102,9 @@ def seed(
     from campaign.seed import SeedOptions, describe_plan, open_source, plan_records, write_plan
 
     mapping = _parse_map(maps)
-    with user_errors():
+    with user_errors(
+        resume="Run the same command again to resume: records already on the server are skipped."
+    ):
         campaign = load_campaign(campaign_dir)
         options = SeedOptions(
             template=seed_kind(campaign),

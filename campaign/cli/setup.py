@@ -18,16 +18,21 @@ CAMPAIGN_OPTION_HELP = "Campaign directory (or its campaign.yaml)."
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Show library errors as one-line messages with their exit code (1 failure, 2 usage)."""
+def user_errors(*, resume: str | None = None) -> Iterator[None]:
+    """Show library errors as one-line messages with their exit code (1 failure, 2 usage).
+
+    `resume` is added to server and network failures of commands that are safe to run again.
+    """
     from campaign.cli import debug_enabled
+    from campaign.errors import ServerError
 
     try:
         yield
     except CampaignError as exc:
         if debug_enabled():
             raise
-        error = click.ClickException(str(exc))
+        message = f"{exc} {resume}" if resume and isinstance(exc, ServerError) else str(exc)
+        error = click.ClickException(message)
         error.exit_code = exc.exit_code
         raise error from None
 

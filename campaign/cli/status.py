@@ -84,7 +84,7 @@ def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> dict[str, Any]:
     from campaign.report import build_report
     from campaign.snapshot import load_snapshot, sync_snapshot
 
-    with user_errors():
+    with user_errors(resume="The last complete snapshot is unchanged; run the same command again to sync."):
         campaign = load_campaign(campaign_dir)
         directory = campaign.directory
         if sync:
