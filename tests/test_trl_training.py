@@ -1,6 +1,10 @@
 """Opt-in: TRL 1.16 trains two steps on each export as written (DPO, ORPO, KTO; standard and --chat).
 
-Needs the `train` extra (torch, trl). The model and tokenizer are tiny, random and built offline.
+Run with `pytest -m slow tests/test_trl_training.py` after installing the trainer stack into the venv:
+`pip install torch==2.13.0` first (the CPU wheel on local disk), then `pip install transformers accelerate`
+and `pip install --no-deps trl==1.16.0` (trl 1.16 declares datasets>=4.7, while the project pins
+datasets==4.1.1 for argilla-server's click<8.2; the exports train fine with it). It is not a package extra
+because that set does not resolve together. The model and tokenizer are tiny, random and built offline.
 """
 
 from __future__ import annotations
