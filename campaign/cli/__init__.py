@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "agreement": "campaign.cli.agreement:agreement",
     "export": "campaign.cli.export:export",
     "demo": "campaign.cli.demo:demo",
+    "backup": "campaign.cli.backup:backup",
+    "restore": "campaign.cli.backup:restore",
 }
 
 
