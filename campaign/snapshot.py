@@ -5,11 +5,13 @@ The store (schemas, load, save) comes first and is self-contained; `status` and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 SNAPSHOT_SUBDIR = Path(".campaign") / "snapshot"
 META_FILENAME = "meta.json"
+LOCK_FILENAME = "snapshot.lock"  # beside the snapshot folder, which holds the tables only
 _TS = pl.Datetime("us", "UTC")
 
 RECORDS_SCHEMA: dict[str, pl.DataType] = {
@@ -129,9 +132,33 @@ def conform(frame: pl.DataFrame, name: str, *, where: str = "") -> pl.DataFrame:
         raise InputError(msg) from None
 
 
+@contextlib.contextmanager
+def _locked(directory: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold the snapshot's lock: readers share it, a save takes it alone, so no reader sees half a save."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; each file is still replaced atomically
+        yield
+        return
+    with open(directory.parent / LOCK_FILENAME, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load_snapshot(campaign_dir: Path | str) -> Snapshot:
     """Read the snapshot of a campaign from disk."""
     directory = snapshot_dir(campaign_dir)
+    if not directory.is_dir():
+        msg = f"No snapshot in {directory}. Run 'campaign status' to sync first."
+        raise NotFound(msg)
+    with _locked(directory, exclusive=False):
+        return _read_snapshot(directory)
+
+
+def _read_snapshot(directory: Path) -> Snapshot:
     meta_path = directory / META_FILENAME
     if not meta_path.is_file():
         msg = f"No snapshot in {directory}. Run 'campaign status' to sync first."
@@ -167,10 +194,11 @@ def save_snapshot(campaign_dir: Path | str, snapshot: Snapshot) -> Path:
     directory = snapshot_dir(campaign_dir)
     directory.mkdir(parents=True, exist_ok=True)
     frames = {name: conform(snapshot.table(name), name) for name in TABLES}
-    for name, frame in frames.items():
-        _atomic_write(directory / f"{name}.parquet", lambda tmp, frame=frame: frame.write_parquet(tmp))
     payload = json.dumps(snapshot.meta, indent=2, sort_keys=True, default=str) + "\n"
-    _atomic_write(directory / META_FILENAME, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
+    with _locked(directory, exclusive=True):
+        for name, frame in frames.items():
+            _atomic_write(directory / f"{name}.parquet", lambda tmp, frame=frame: frame.write_parquet(tmp))
+        _atomic_write(directory / META_FILENAME, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
     return directory
 
 
