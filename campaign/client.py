@@ -37,6 +37,7 @@ PAGE_SIZE = 1000
 BULK_SIZE = 500  # argilla-server's RECORDS_BULK_UPSERT_MAX_ITEMS
 TERMS_MAX = 250  # argilla-server's TERMS_FILTER_VALUES_MAX_ITEMS
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+LEAN_INCLUDES = frozenset({"responses", "suggestions"})  # what the local server's sync endpoints return
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 _AGENT_INVALID = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
 
@@ -375,7 +376,7 @@ class ArgillaClient:
     ) -> list[dict[str, Any]]:
         """Records by server id, with responses and suggestions (one search per 250 ids)."""
         found: list[dict[str, Any]] = []
-        if self._extensions is not False:
+        if self._extensions is not False and set(include) <= LEAN_INCLUDES:
             for start in range(0, len(record_ids), PAGE_SIZE):
                 chunk = record_ids[start : start + PAGE_SIZE]
                 result = self._extension(
@@ -415,10 +416,11 @@ class ArgillaClient:
     ) -> Iterator[list[dict[str, Any]]]:
         """Every record of a dataset, a page at a time, with responses as stored (REST, not the SDK).
 
-        The local server's lean endpoint is used when it exists; it returns the same shape.
+        The local server's lean endpoint (responses and suggestions, never vectors) is used when it
+        exists and is enough; it returns the same shape.
         """
         offset = 0
-        if self._extensions is not False:
+        if self._extensions is not False and set(include) <= LEAN_INCLUDES:
             while True:
                 page = self._extension(
                     "GET", f"/datasets/{dataset_id}/records", params={"offset": offset, "limit": page_size}
