@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
 from rich.console import Console
 
-stdout = Console(soft_wrap=True)
+# Tables keep their shape when piped to a file or a chat post, where rich would assume 80 columns.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 stderr = Console(stderr=True, soft_wrap=True)
 
 

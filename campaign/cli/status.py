@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Group
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from campaign.cli._output import note, print_json, stderr, stdout
@@ -129,12 +127,11 @@ def _render(report: dict[str, Any]) -> None:
     stdout.print(
         f"[bold]{dataset['name']}[/bold] ({dataset['template']}, min_submitted={dataset['min_submitted']})"
     )
+    from campaign.report import text_bar
+
     stdout.print(
-        Group(
-            ProgressBar(total=max(totals["records"], 1), completed=totals["completed"], width=50),
-            f"{totals['completed']}/{totals['records']} records completed ({share:.0%}), "
-            f"{totals['remaining_submissions']} submissions to go",
-        )
+        f"{text_bar(share)} {totals['completed']}/{totals['records']} records completed ({share:.0%}), "
+        f"{totals['remaining_submissions']} submissions to go"
     )
     if len(progress["rounds"]) > 1:
         rounds = Table(title="Rounds", title_justify="left")
@@ -151,10 +148,12 @@ def _render(report: dict[str, Any]) -> None:
         "draft",
         "discarded",
         "share",
-        "last activity",
-        "active days",
+        "last active (UTC)",
+        "days",
     ):
-        people.add_column(column, justify="left" if column == "annotator" else "right")
+        people.add_column(
+            column, justify="left" if column == "annotator" else "right", no_wrap=column == "annotator"
+        )
     for a in progress["annotators"]:
         people.add_row(
             str(a["rank"]),
@@ -163,13 +162,13 @@ def _render(report: dict[str, Any]) -> None:
             str(a["draft"]),
             str(a["discarded"]),
             f"{a['share']:.0%}",
-            (a["last_activity"] or "-")[:16].replace("T", " "),
+            (a["last_activity"] or "-")[5:16].replace("T", " "),
             str(a["active_days"]),
         )
     stdout.print(people)
     velocity = progress["velocity"]
     eta = (
-        f"ETA {velocity['eta_date']} ({velocity['eta_days']:.0f} days)"
+        f"ETA {velocity['eta_date']} (in {velocity['eta_days']:.1f} days)"
         if velocity["eta_days"]
         else "no ETA yet"
     )
