@@ -40,6 +40,13 @@ def server() -> None:
 )
 @click.option("--redis-url", default=None, help="Use an existing Redis instead of starting the bundled one.")
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="HTTP worker processes (each ~300 MB); more can serve many annotators on more cores.",
+)
+@click.option(
     "--no-speedups", is_flag=True, help="Run argilla-server's stock code path (benchmarks, triage)."
 )
 @click.option(
@@ -52,6 +59,7 @@ def start(
     port: int,
     database_url: str | None,
     redis_url: str | None,
+    workers: int,
     no_speedups: bool,
     timeout: float,
     as_json: bool,
@@ -71,7 +79,12 @@ def start(
     local = LocalServer(home)
     note(f"Starting the local Argilla server in {local.home} ...")
     options = ServerOptions(
-        host=host, port=port, database_url=database_url, redis_url=redis_url, speedups=not no_speedups
+        host=host,
+        port=port,
+        database_url=database_url,
+        redis_url=redis_url,
+        speedups=not no_speedups,
+        workers=workers,
     )
     status = local.start(options, timeout=timeout)
     if as_json:

@@ -54,7 +54,8 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
-def _bootstrap() -> None:
+def bootstrap() -> None:
+    """Register the search engine and apply the speed-ups; every argilla-server process runs this first."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("ARGILLA_SEARCH_ENGINE", "campaign-sql")
     import campaign.server.engine  # noqa: F401  registers the search engine
@@ -160,14 +161,22 @@ def prepare() -> dict[str, Any]:
     return asyncio.run(_in_one_loop(_prepare_database()))
 
 
-def serve(host: str, port: int) -> None:
-    """Run the app, with the project's read-only sync endpoints, until SIGTERM."""
+def serve(host: str, port: int, workers: int = 1) -> None:
+    """Run the app (campaign.server.app: argilla's app, bootstrapped) until SIGTERM.
+
+    With several workers, uvicorn starts processes that import campaign.server.app themselves, so
+    each one registers the engine, the speed-ups and the sync endpoints before serving.
+    """
     import uvicorn
 
-    from campaign.server import extensions
-
-    extensions.install()
-    uvicorn.run("argilla_server:app", host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(
+        "campaign.server.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+    )
 
 
 def worker() -> None:
@@ -186,17 +195,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=6900)
     parser.add_argument("--dataset", action="append", help="reindex only these dataset ids")
     parser.add_argument("--prepare", action="store_true", help="serve: prepare first, then listen")
+    parser.add_argument("--workers", type=int, default=1, help="serve: HTTP worker processes")
     args = parser.parse_args(argv)
 
     _private_tempdir(args.role)
     _exit_on_sigterm()
-    _bootstrap()
+    bootstrap()
     if args.role == "prepare":
         print(json.dumps(prepare()), flush=True)
     elif args.role == "serve":
         if args.prepare:
             print(json.dumps(prepare()), flush=True)
-        serve(args.host, args.port)
+        serve(args.host, args.port, args.workers)
     elif args.role == "worker":
         worker()
     else:

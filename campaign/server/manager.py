@@ -223,7 +223,18 @@ class LocalServer:
             self._check_redis(redis_url, external=bool(external_redis), timeout=redis_wait)
             env = self._environment(database_url=database_url, redis_url=redis_url, speedups=options.speedups)
             started["server"] = self._spawn(
-                "server", ["serve", "--prepare", "--host", options.host, "--port", str(options.port)], env
+                "server",
+                [
+                    "serve",
+                    "--prepare",
+                    "--host",
+                    options.host,
+                    "--port",
+                    str(options.port),
+                    "--workers",
+                    str(options.workers),
+                ],
+                env,
             )
             started["worker"] = self._spawn("worker", ["worker"], env)
             self._wait_healthy(creds["api_url"], creds["api_key"], started, timeout=timeout)
