@@ -42,3 +42,11 @@ def replace_section(path: Path, title: str, body: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def markdown_table(rows: list[tuple[str, str, str]]) -> str:
+    """A measurement | result | note table, padded for reading in a terminal."""
+    width = max(len(row[0]) for row in rows)
+    lines = [f"| {'measurement'.ljust(width)} | result | note |", f"|{'-' * (width + 2)}|---|---|"]
+    lines += [f"| {name.ljust(width)} | {value} | {note} |" for name, value, note in rows]
+    return "\n".join(lines)

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_description, replace_section
+from _common import machine_description, markdown_table, replace_section
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fe", "gi", "ho", "ju", "pe", "zo"]
 # A Zipf-distributed vocabulary, as in natural text: a few very common words, a long tail of rare ones.
@@ -266,10 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
 
-    width = max(len(r[0]) for r in rows)
-    lines = [f"| {'measurement'.ljust(width)} | result | note |", f"|{'-' * (width + 2)}|---|---|"]
-    lines += [f"| {name.ljust(width)} | {value} | {note} |" for name, value, note in rows]
-    table = "\n".join(lines)
+    table = markdown_table(rows)
     print(table)
     if not args.no_write:
         body = (

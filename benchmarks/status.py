@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_description, replace_section
+from _common import machine_description, markdown_table, replace_section
 
 
 def _fill(client: Any, dataset_id: str, users: list[str], n: int, rng: random.Random) -> None:
@@ -237,10 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             "same data",
         ),
     ]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"| {'measurement'.ljust(width)} | result | note |", f"|{'-' * (width + 2)}|---|---|"]
-    lines += [f"| {name.ljust(width)} | {value} | {note} |" for name, value, note in rows]
-    table = "\n".join(lines)
+    table = markdown_table(rows)
     print(table)
     if not args.no_write:
         body = (

@@ -221,23 +221,14 @@ def _write_records(
 def stored_records(
     client: ArgillaClient, dataset_id: str, *, page_size: int = 500
 ) -> Iterator[list[dict[str, Any]]]:
-    """Every record, a page at a time, from the stock REST endpoint with responses, suggestions and vectors.
+    """Every record, a page at a time, with responses, suggestions and vectors.
 
-    Not `ArgillaClient.iter_records`, which may use the local server's lean sync endpoint without vectors.
+    Asking for vectors keeps `iter_records` on the stock REST endpoint (the local server's lean sync
+    endpoint carries no vectors).
     """
-    offset = 0
-    while True:
-        page = client.request(
-            "GET",
-            f"/datasets/{dataset_id}/records",
-            params={"include": ["responses", "suggestions", "vectors"], "offset": offset, "limit": page_size},
-        )
-        items = list(page["items"])
-        if items:
-            yield items
-        if len(items) < page_size:
-            return
-        offset += len(items)
+    return client.iter_records(
+        dataset_id, include=("responses", "suggestions", "vectors"), page_size=page_size
+    )
 
 
 def _record_entry(

@@ -56,16 +56,20 @@ def read_credentials(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def write_private_json(path: Path, data: Mapping[str, object]) -> None:
-    """Write JSON readable by the owner only (0600), atomically."""
+def write_private_text(path: Path, text: str) -> None:
+    """Write a file readable by the owner only (0600), atomically: it never exists with wider access."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
+        handle.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def write_private_json(path: Path, data: Mapping[str, object]) -> None:
+    """Write JSON readable by the owner only (0600), atomically."""
+    write_private_text(path, json.dumps(data, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

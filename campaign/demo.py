@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from campaign.config import ENV_API_KEY, ENV_API_URL
+from campaign.config import ENV_API_KEY, ENV_API_URL, write_private_text
 from campaign.errors import AuthenticationFailed, ConfigError, Conflict
 
 if TYPE_CHECKING:
@@ -330,13 +330,7 @@ def write_logins(path: Path, passwords: dict[str, str], *, url: str) -> None:
     writer.writerow(["username", "password", "url"])
     for username in sorted(known, key=_annotator_order):
         writer.writerow([username, known[username], url])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(buffer.getvalue())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private_text(path, buffer.getvalue())
 
 
 def _annotator_order(username: str) -> tuple[int, str]:

@@ -87,18 +87,14 @@ def add(
 def _write_passwords(path: Path, rows: list[tuple[str, str]]) -> None:
     import csv
     import io
-    import os
+
+    from campaign.config import write_private_text
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["username", "password"])
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(buffer.getvalue())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private_text(path, buffer.getvalue())
     note(f"Wrote {len(rows)} new password(s) to {path} (mode 0600).")
 
 

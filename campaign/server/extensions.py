@@ -23,6 +23,15 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 PAGE_LIMIT = 5000
+RECORD_COLUMNS = (
+    Record.id,
+    Record.external_id,
+    Record.fields,
+    Record.metadata_,
+    Record.status,
+    Record.inserted_at,
+    Record.updated_at,
+)
 
 router = APIRouter(prefix="/campaign", tags=["campaign"])
 
@@ -91,15 +100,7 @@ async def list_records(
     await authorize(current_user, DatasetPolicy.list_records_with_all_responses(dataset))
     page = (
         await db.execute(
-            select(
-                Record.id,
-                Record.external_id,
-                Record.fields,
-                Record.metadata_,
-                Record.status,
-                Record.inserted_at,
-                Record.updated_at,
-            )
+            select(*RECORD_COLUMNS)
             .where(Record.dataset_id == dataset_id)
             .order_by(Record.inserted_at, Record.id)
             .offset(offset)
@@ -121,17 +122,7 @@ async def records_by_id(
     dataset = await Dataset.get_or_raise(db, dataset_id)
     await authorize(current_user, DatasetPolicy.list_records_with_all_responses(dataset))
     rows = (
-        await db.execute(
-            select(
-                Record.id,
-                Record.external_id,
-                Record.fields,
-                Record.metadata_,
-                Record.status,
-                Record.inserted_at,
-                Record.updated_at,
-            ).where(Record.dataset_id == dataset_id, Record.id.in_(ids))
-        )
+        await db.execute(select(*RECORD_COLUMNS).where(Record.dataset_id == dataset_id, Record.id.in_(ids)))
     ).all()
     return _json({"items": await _with_children(db, rows)})
 
