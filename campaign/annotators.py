@@ -115,7 +115,11 @@ def read_annotators(path: Path) -> list[AnnotatorSpec]:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            msg = f"{path}: invalid YAML: {exc}"
+            # pyyaml's own message spans several lines; keep the user's message to one.
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or "syntax error"
+            msg = f"{where}: invalid YAML: {problem}. Check the indentation and the quotes."
             raise InputError(msg) from None
         if isinstance(data, dict) and "annotators" in data:
             data = data["annotators"]
