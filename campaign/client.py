@@ -499,6 +499,12 @@ def connect(*, home: Path | None = None, check: bool = True) -> ArgillaClient:
         )
         raise ConfigError(msg)
     assert conn.api_url.value is not None and conn.api_key.value is not None
+    if not conn.api_url.value.lower().startswith(("http://", "https://")):
+        msg = (
+            f"The Argilla URL {conn.api_url.value!r} (from {conn.api_url.source}) must start with "
+            "http:// or https://, e.g. http://127.0.0.1:6900."
+        )
+        raise ConfigError(msg)
     client = ArgillaClient(conn.api_url.value, conn.api_key.value)
     if check:
         client.me()
