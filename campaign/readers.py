@@ -330,6 +330,9 @@ def _open_jsonl(path: Path) -> SourceReader:
             columns.update(dict.fromkeys(_json_row(line, path, number)))
             if number >= _JSONL_PEEK_LINES:
                 break
+    if not columns:
+        msg = f"{path} has no rows with columns: write one JSON object per line."
+        raise InputError(msg)
 
     def open_batches(batch_size: int, wanted: Sequence[str] | None) -> Iterator[list[Row]]:
         def rows() -> Iterator[Row]:
