@@ -200,6 +200,19 @@ class SeedReport:
         """Rows (or binary completions) skipped, all reasons together."""
         return sum(self.skipped.values())
 
+    def require_records(self) -> None:
+        """Fail when rows were read but every one was skipped: there is nothing to seed."""
+        if self.records or not self.rows_skipped:
+            return
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in self.skipped.most_common())
+        first = next((e for e in self.examples if e.kind == "row"), None)
+        example = f"; e.g. row {first.row}: {first.reason} ({first.detail})" if first else ""
+        msg = (
+            f"{', '.join(self.sources)}: all {self.rows_skipped} rows were skipped ({reasons}){example}. "
+            "Nothing to seed: fix the source, or map other columns with --map FIELD=COLUMN."
+        )
+        raise InputError(msg)
+
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
         return {

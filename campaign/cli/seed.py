@@ -123,6 +123,7 @@ def seed(
         readers = [open_source(source, config=config_name, split=split) for source in sources]
         if dry_run:
             preview = describe_plan(readers, options)
+            preview.report.require_records()
             _show_dry_run(preview, as_json)
             return
         from campaign import client as argilla
@@ -151,6 +152,7 @@ def seed(
                 )
 
             outcome = write_plan(client, str(dataset["id"]), plan, on_batch=on_batch)
+        outcome.report.require_records()
     summary = outcome.to_dict()
     summary["dataset"] = {
         "name": campaign.name,
