@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -425,3 +426,22 @@ def test_card_shows_agreement_table(tmp_path):
     card = (tmp_path / "o" / "README.md").read_text()
     assert "| overall | alpha | ordinal | 0.812 | 40 |" in card
     assert "| rating_1 | alpha | ordinal | too few | 40 |" in card
+
+
+def test_an_export_cleans_up_the_staging_folder_of_a_killed_export(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from campaign.export.writers import _remove_abandoned_staging
+
+    out = tmp_path / "v1"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned = tmp_path / f".v1.tmp-{dead.pid}-abc"
+    abandoned.mkdir()
+    (abandoned / "partial.parquet").write_bytes(b"x")
+    ours = tmp_path / f".v1.tmp-{os.getpid()}-def"
+    ours.mkdir()
+    _remove_abandoned_staging(out)
+    assert not abandoned.exists()
+    assert ours.exists()  # a live export's staging folder is left alone

@@ -143,7 +143,8 @@ def write_export(
     out = Path(out).absolute()
     _prepare_target(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    _remove_abandoned_staging(out)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
     try:
         _fill(staging, result, jsonl=jsonl, repo_id=repo_id)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700; an export folder is meant to be shared
@@ -162,6 +163,25 @@ def write_export(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return replace(result, path=str(out))
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """Delete staging folders of exports to `out` whose process died (kill -9) before renaming them."""
+    for staging in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = staging.name.removeprefix(f".{out.name}.tmp-").split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def push_to_hub(
