@@ -260,6 +260,10 @@ def init_campaign(
     spec = load_template(template)
     n = spec.responses.default if responses is None else responses
     spec.check_responses(n)
+    for option, value in (("--name", name), ("--workspace", workspace)):
+        if value is not None and not value.strip():
+            msg = f"{option} is empty. Give a name, or leave the option out to derive one from {directory}."
+            raise UsageError(msg)
     dataset = name or default_workspace(directory.resolve().name)
     template_value = template if template in TEMPLATE_NAMES else _relative(Path(template), directory)
     values: dict[str, Any] = {

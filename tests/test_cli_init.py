@@ -215,3 +215,11 @@ def test_help_has_example(runner: CliRunner, command: list[str]) -> None:
     result = runner.invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
     assert "Example:" in result.output
+
+
+@pytest.mark.parametrize("option", ["--name", "--workspace"])
+def test_init_refuses_an_empty_name(tmp_path: Path, option: str) -> None:
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "c"), "--template", "rating", option, " "])
+    assert result.exit_code == 2
+    assert f"{option} is empty" in result.output
+    assert not (tmp_path / "c" / "campaign.yaml").exists()
