@@ -8,7 +8,7 @@ import click
 
 from campaign import agreement as stats
 from campaign.cli._output import print_json
-from campaign.errors import NotEnoughData
+from campaign.errors import InputError, NotEnoughData
 
 
 @click.command()
@@ -58,7 +58,11 @@ def agreement(
     """
     columns = {"unit_col": unit_col, "annotator_col": annotator_col, "value_col": value_col}
     frame = stats.read_long(file, **columns)
-    result = stats.compute(frame, statistic=statistic, level=level, **columns)
+    try:
+        result = stats.compute(frame, statistic=statistic, level=level, **columns)
+    except InputError as exc:
+        # The statistics see a frame, not a file: say which file the bad values came from.
+        raise InputError(f"{file}: {exc}") from None
     if result.value is None:
         msg = f"{stats.NOT_ENOUGH_DATA} for {statistic} on {file}: {result.reason}."
         raise NotEnoughData(msg)
