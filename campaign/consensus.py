@@ -7,10 +7,10 @@ ranking) that is not kept is counted under exactly one drop reason, so `kept + s
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import polars as pl
@@ -250,40 +250,8 @@ class Consolidation:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Internals: per-record votes and decisions
+# Internals: votes and decisions as polars frames (one pass over each table, no per-record Python)
 # ---------------------------------------------------------------------------------------------------------
-
-Votes = dict[int, dict[str, float]]  # slot -> annotator -> value (rating, rank, or 1.0 good / 0.0 bad)
-
-
-@dataclass
-class _Record:
-    record_id: str
-    prompt_id: str
-    round: int | None
-    template: str
-    prompt: str
-    slots: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # slot -> (response, model)
-
-
-@dataclass
-class _Pair:
-    chosen: int
-    rejected: int
-    chosen_score: float
-    rejected_score: float
-    margin: float
-    agreement: float | None
-
-
-@dataclass
-class _Judged:
-    """The votes a record is decided on, and whose they are."""
-
-    votes: Votes
-    source: str
-    annotators: list[str]
-
 
 REQUIRED_RECORD_COLUMNS = (
     "record_id",
@@ -298,6 +266,22 @@ REQUIRED_RECORD_COLUMNS = (
 REQUIRED_RESPONSE_COLUMNS = ("record_id", "question", "slot", "value", "annotator", "status")
 REQUIRED_SUGGESTION_COLUMNS = ("record_id", "question", "slot", "value", "agent")
 
+# What Python's str.strip() removes (str.isspace). polars' default strip_chars keeps \x1c-\x1f, and the
+# identical-response and empty-completion checks have always followed Python.
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# Integral votes below this sum exactly in float64 in any order, so sum / count is what fmean returns.
+_EXACT_LIMIT = 2.0**31
+_VOTES_SCHEMA: dict[str, pl.DataType] = {
+    "rid": pl.UInt32(),
+    "slot": pl.Int64(),
+    "voter": pl.String(),
+    "value": pl.Float64(),
+    "template": pl.String(),
+}
+
 
 def _require(frame: pl.DataFrame, columns: Iterable[str], name: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
@@ -306,206 +290,124 @@ def _require(frame: pl.DataFrame, columns: Iterable[str], name: str) -> None:
         raise InputError(msg)
 
 
-def _records(records: pl.DataFrame, rounds: Iterable[int] | None) -> list[_Record]:
+def _strip(column: str) -> pl.Expr:
+    return pl.col(column).str.strip_chars(_WHITESPACE)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The records of a consolidation, their slots, and the votes each judged record is decided on."""
+
+    # record_id, prompt_id, round, template, prompt, n_slots, source ('human', 'judge', or null when
+    # dropped), reason (why it was dropped before any decision), annotators, n_annotators
+    records: pl.DataFrame
+    slots: pl.DataFrame  # record_id, slot, response, model
+    votes: pl.DataFrame  # record_id, slot, voter, value (_VOTES_SCHEMA), for judged records only
+
+
+def _record_tables(records: pl.DataFrame, rounds: Iterable[int] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row per record (fields of its first slot) and one row per (record, slot) (the last row wins)."""
     _require(records, REQUIRED_RECORD_COLUMNS, "records")
-    frame = records
+    frame = records.select(REQUIRED_RECORD_COLUMNS)
     if rounds is not None:
         frame = frame.filter(pl.col("round").is_in(sorted(set(rounds))))
-    out: dict[str, _Record] = {}
-    frame = frame.sort(["record_id", "slot"])
-    # Column lists zipped, not iter_rows(named=True): a dict per row dominates the time at 1M rows.
-    columns = [frame.get_column(c).to_list() for c in REQUIRED_RECORD_COLUMNS]
-    for rid, prompt_id, round_, template, prompt, slot, response, model in zip(*columns, strict=True):
-        rec = out.get(rid)
-        if rec is None:
-            if template not in TEMPLATES:
-                msg = (
-                    f"Record {rid} has unknown template {template!r}; expected one of {', '.join(TEMPLATES)}."
-                )
-                raise InputError(msg)
-            rec = out[rid] = _Record(rid, prompt_id, round_, template, prompt or "")
-        rec.slots[1 if slot is None else int(slot)] = (response or "", model)
-    return list(out.values())
+    # `rid` numbers the records in record_id order: every later join and group-by is on integers.
+    frame = frame.sort(["record_id", "slot"], maintain_order=True).with_columns(
+        rid=pl.col("record_id").rle_id()
+    )
+    recs = frame.filter(pl.col("rid").is_first_distinct()).select(
+        "rid", "record_id", "prompt_id", "round", "template", pl.col("prompt").fill_null("")
+    )
+    bad = recs.filter(~pl.col("template").is_in(TEMPLATES).fill_null(False))
+    if bad.height:
+        rid, template = bad.select("record_id", "template").row(0)
+        msg = f"Record {rid} has unknown template {template!r}; expected one of {', '.join(TEMPLATES)}."
+        raise InputError(msg)
+    slots = frame.select(
+        "rid", pl.col("slot").fill_null(1), pl.col("response").fill_null(""), "model"
+    ).filter(pl.struct("rid", "slot").is_last_distinct())
+    counts = slots.group_by("rid").agg(n_slots=pl.len().cast(pl.Int64))
+    return recs.join(counts, on="rid", how="left"), slots
 
 
-def _question_slot(template: str, question: str, slot: int | None) -> int | None:
-    """Which slot a response value is about, or None if the question does not belong to the template."""
-    if template == "rating" and question.startswith("rating_"):
-        if slot is not None:
-            return slot
-        suffix = question.removeprefix("rating_")
-        return int(suffix) if suffix.isdigit() else None
-    if template == "ranking" and question == "ranking":
-        return slot
-    if template == "binary" and question == "label":
-        return 1
-    return None
-
-
-def _parse(template: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if template == "binary":
-        text = str(value).strip().lower()
-        return 1.0 if text == GOOD else 0.0 if text == BAD else None
+def _number(value: Any) -> float | None:
+    """A rating or rank; NaN and infinities have no mean or order, so they count as no vote."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number + 0.0 if math.isfinite(number) else None  # + 0.0 turns -0.0 into 0.0
+
+
+def _vote(value: Any) -> float | None:
+    """A binary vote: 1.0 good, 0.0 bad."""
+    text = str(value).strip().lower()
+    return 1.0 if text == GOOD else 0.0 if text == BAD else None
+
+
+def _mapped(column: str, values: list[Any], parse: Any, dtype: pl.DataType) -> pl.Expr:
+    """`column` through `parse`, computed once per distinct value (there are few: ratings, ranks, labels)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return pl.lit(None, dtype=dtype)
+    return pl.col(column).replace_strict(values, [parse(v) for v in values], default=None, return_dtype=dtype)
 
 
 def _collect(
-    frame: pl.DataFrame, templates: Mapping[str, str], who: str, *, exclude: set[str] | None = None
-) -> dict[str, Votes]:
-    """record_id -> slot -> voter -> value, for the records in `templates` (record_id -> template)."""
-    votes: dict[str, Votes] = defaultdict(dict)
+    frame: pl.DataFrame, recs: pl.DataFrame, who: str, *, exclude: set[str] | None = None
+) -> pl.DataFrame:
+    """record_id, slot, voter, value: the last valid vote of each voter on each slot of the records in `recs`."""
     if frame.height == 0:
-        return votes
-    ids = pl.Series(list(templates), dtype=pl.String())
-    rows = frame.filter(pl.col("record_id").is_in(ids))
+        return pl.DataFrame(schema=_VOTES_SCHEMA)
+    rows = frame
     if who == "annotator":
         rows = rows.filter(pl.col("status") == "submitted")
         if exclude:
             rows = rows.filter(~pl.col("annotator").is_in(sorted(exclude)))
-    sort_cols = (
-        ["record_id", "question", "slot", who] if who in rows.columns else ["record_id", "question", "slot"]
+    voter = pl.col(who) if who in rows.columns else pl.lit(None, dtype=pl.String())
+    rows = rows.select("record_id", "question", "slot", "value", voter.alias("who")).join(
+        recs.select("record_id", "rid", "template"), on="record_id", how="inner"
     )
-    rows = rows.sort(sort_cols, nulls_last=True)
-    voters = rows.get_column(who).to_list() if who in rows.columns else [None] * rows.height
-    columns = [rows.get_column(c).to_list() for c in ("record_id", "question", "slot", "value")]
-    for rid, question, raw_slot, raw_value, voter in zip(*columns, voters, strict=True):
-        template = templates[rid]
-        slot = _question_slot(template, question or "", raw_slot)
-        value = _parse(template, raw_value)
-        if slot is None or value is None:
-            continue
-        votes[rid].setdefault(slot, {})[voter or "judge"] = value
-    return votes
+    template, question = pl.col("template"), pl.col("question").fill_null("")
+    rating_question = (template == "rating") & question.str.starts_with("rating_")
+    numbered = rows.filter(rating_question & pl.col("slot").is_null()).get_column("question").unique()
+    suffixes = {q: q.removeprefix("rating_") for q in numbered.to_list()}
+    from_question = _mapped(
+        "question",
+        list(suffixes),
+        lambda q: int(suffixes[q]) if suffixes[q].isdigit() else None,
+        pl.Int64(),
+    )
+    values = rows.get_column("value").unique().to_list()
+    rows = rows.with_columns(
+        eff_slot=pl.when(rating_question)
+        .then(pl.coalesce(pl.col("slot"), from_question))
+        .when((template == "ranking") & (question == "ranking"))
+        .then(pl.col("slot"))
+        .when((template == "binary") & (question == "label"))
+        .then(pl.lit(1, dtype=pl.Int64()))
+        .otherwise(pl.lit(None, dtype=pl.Int64())),
+        parsed=pl.when(template == "binary")
+        .then(_mapped("value", values, _vote, pl.Float64()))
+        .otherwise(_mapped("value", values, _number, pl.Float64())),
+        voter=pl.when(pl.col("who").is_null() | (pl.col("who") == ""))
+        .then(pl.lit("judge"))
+        .otherwise(pl.col("who")),
+    ).filter(pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
+    keys = ["rid", "eff_slot", "voter"]
+    if rows.select(pl.struct(keys).is_duplicated().any()).item():
+        # A voter answered one slot twice: the last in (record, question, slot, voter) order wins.
+        rows = rows.sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
+        rows = rows.unique(keys, keep="last", maintain_order=True)
+    return rows.select("rid", slot="eff_slot", voter="voter", value="parsed", template="template")
 
 
-def _voters(votes: Votes) -> list[str]:
-    return sorted({voter for by_voter in votes.values() for voter in by_voter})
-
-
-def _judged(rec: _Record, inputs: _Inputs, policy: ConsensusPolicy) -> _Judged | str:
-    """The votes to decide a record on, or the reason it is dropped before any decision."""
-    votes = inputs.human.get(rec.record_id, {})
-    min_annotators = inputs.min_annotators
-    if rec.template == "binary" and policy.binary.min_votes is not None:
-        min_annotators = policy.binary.min_votes
-    annotators = _voters(votes)
-    reason = None
-    if not annotators:
-        reason = NO_SUBMITTED
-    elif len(annotators) < min_annotators:
-        reason = TOO_FEW_ANNOTATORS
-    if reason is None:
-        return _Judged(votes, "human", annotators)
-    judge_votes = inputs.judge.get(rec.record_id, {}) if policy.judge_fallback else {}
-    if judge_votes:
-        return _Judged(judge_votes, "judge", _voters(judge_votes))
-    return reason
-
-
-def _aggregate(values: list[float], method: str) -> float:
-    return float(statistics.median(values)) if method == "median" else float(statistics.fmean(values))
-
-
-def _borda(votes: Votes) -> Votes:
-    """Per annotator, the number of responses they ranked strictly worse than each response."""
-    by_voter: dict[str, dict[int, float]] = defaultdict(dict)
-    for slot, values in votes.items():
-        for voter, rank in values.items():
-            by_voter[voter][slot] = rank
-    points: Votes = defaultdict(dict)
-    for voter, ranks in by_voter.items():
-        for slot, rank in ranks.items():
-            points[slot][voter] = float(sum(1 for other in ranks.values() if other > rank))
-    return dict(points)
-
-
-def _scored_pair(
-    rec: _Record, judged: _Judged, policy: ConsensusPolicy
-) -> tuple[_Pair, dict[int, float]] | str:
-    """Best and worst response of a rating or ranking record, or the drop reason."""
-    votes = {slot: v for slot, v in judged.votes.items() if v and slot in rec.slots}
-    if rec.template == "rating":
-        min_margin = policy.rating.min_margin
-        better = votes  # higher rating is better
-        scores = {slot: _aggregate(list(v.values()), policy.rating.method) for slot, v in votes.items()}
-        keys = scores
-    else:
-        min_margin = policy.ranking.min_margin
-        if policy.ranking.method == "borda":
-            better = _borda(votes)
-            scores = {slot: _aggregate(list(v.values()), "mean") for slot, v in better.items()}
-            keys = scores
-        else:
-            better = {slot: {a: -r for a, r in v.items()} for slot, v in votes.items()}
-            scores = {slot: _aggregate(list(v.values()), "mean") for slot, v in votes.items()}
-            keys = {slot: -s for slot, s in scores.items()}
-    if len(keys) < 2:
-        return FEWER_THAN_TWO
-    chosen = min(keys, key=lambda s: (-keys[s], s))
-    rejected = min(keys, key=lambda s: (keys[s], -s))
-    margin = keys[chosen] - keys[rejected]
-    if margin <= 0:
-        return TIE
-    if margin < min_margin:
-        return BELOW_MARGIN
-    if rec.slots[chosen][0].strip() == rec.slots[rejected][0].strip():
-        return IDENTICAL
-    agreement = _pair_agreement(better, chosen, rejected) if judged.source == "human" else None
-    pair = _Pair(chosen, rejected, scores[chosen], scores[rejected], margin, agreement)
-    return pair, scores
-
-
-def _pair_agreement(better: Votes, chosen: int, rejected: int) -> float | None:
-    """Share of annotators who judged both responses and strictly preferred the chosen one."""
-    a, b = better.get(chosen, {}), better.get(rejected, {})
-    both = [voter for voter in a if voter in b]
-    if not both:
-        return None
-    return sum(1 for voter in both if a[voter] > b[voter]) / len(both)
-
-
-def _gated(agreement: float | None, policy: ConsensusPolicy) -> bool:
-    """Whether an example falls below the agreement gate (judge rows, with no agreement, pass)."""
-    return policy.agreement_gate is not None and agreement is not None and agreement < policy.agreement_gate
-
-
-def _binary_label(judged: _Judged, policy: ConsensusPolicy) -> tuple[bool, float, float | None] | str:
-    """(label, share of good votes, agreement) of a binary record, or the drop reason."""
-    votes = list(judged.votes.get(1, {}).values())
-    if not votes:
-        return NO_SUBMITTED
-    good = sum(votes)
-    share = good / len(votes)
-    if policy.binary.method == "unanimous" and 0 < good < len(votes):
-        return NOT_UNANIMOUS
-    if good * 2 == len(votes):
-        return TIE
-    label = good * 2 > len(votes)
-    agreement = (share if label else 1 - share) if judged.source == "human" else None
-    if _gated(agreement, policy):
-        return LOW_AGREEMENT
-    return label, share, agreement
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Public: pairs (DPO/ORPO) and unpaired examples (KTO)
-# ---------------------------------------------------------------------------------------------------------
-
-
-_Labelled = tuple[_Record, _Judged, bool, float, float | None]
-
-
-@dataclass
-class _Inputs:
-    records: list[_Record]
-    human: dict[str, Votes]
-    judge: dict[str, Votes]
-    min_annotators: int
+def _voter_lists(votes: pl.DataFrame, prefix: str) -> pl.DataFrame:
+    """record_id, <prefix>_annotators (sorted distinct voters), <prefix>_n."""
+    distinct = votes.select("rid", "voter").unique().sort("rid", "voter")
+    return distinct.group_by("rid", maintain_order=True).agg(
+        pl.col("voter").alias(f"{prefix}_annotators"), pl.len().cast(pl.Int64).alias(f"{prefix}_n")
+    )
 
 
 def _prepare(
@@ -516,15 +418,243 @@ def _prepare(
     min_submitted: int | None,
     rounds: Iterable[int] | None,
 ) -> _Inputs:
-    recs = _records(records, rounds)
-    templates = {rec.record_id: rec.template for rec in recs}
+    """Records, their slots, who judges each one (humans, else the judge, else a drop reason) and the votes."""
+    recs, slots = _record_tables(records, rounds)
     _require(responses, REQUIRED_RESPONSE_COLUMNS, "responses")
-    human = _collect(responses, templates, "annotator", exclude=set(policy.exclude_annotators))
-    judge: dict[str, Votes] = {}
+    human = _collect(responses, recs, "annotator", exclude=set(policy.exclude_annotators))
+    judge = pl.DataFrame(schema=_VOTES_SCHEMA)
     if policy.judge_fallback and suggestions is not None:
         _require(suggestions, REQUIRED_SUGGESTION_COLUMNS, "suggestions")
-        judge = _collect(suggestions, templates, "agent")
-    return _Inputs(recs, human, judge, resolve_min_annotators(policy, min_submitted))
+        judge = _collect(suggestions, recs, "agent")
+    need = pl.lit(resolve_min_annotators(policy, min_submitted))
+    if policy.binary.min_votes is not None:
+        need = pl.when(pl.col("template") == "binary").then(pl.lit(policy.binary.min_votes)).otherwise(need)
+    human_n, judge_n = pl.col("human_n").fill_null(0), pl.col("judge_n").fill_null(0)
+    reason = (
+        pl.when(human_n == 0)
+        .then(pl.lit(NO_SUBMITTED))
+        .when(human_n < need)
+        .then(pl.lit(TOO_FEW_ANNOTATORS))
+        .otherwise(pl.lit(None, dtype=pl.String()))
+    )
+    source = (
+        pl.when(reason.is_null())
+        .then(pl.lit("human"))
+        .when(judge_n > 0)
+        .then(pl.lit("judge"))
+        .otherwise(pl.lit(None, dtype=pl.String()))
+    )
+    recs = (
+        recs.join(_voter_lists(human, "human"), on="rid", how="left")
+        .join(_voter_lists(judge, "judge"), on="rid", how="left")
+        .with_columns(reason=reason, source=source)
+        .with_columns(
+            reason=pl.when(pl.col("source").is_null()).then(pl.col("reason")),
+            annotators=pl.when(pl.col("source") == "human")
+            .then(pl.col("human_annotators"))
+            .when(pl.col("source") == "judge")
+            .then(pl.col("judge_annotators")),
+        )
+        .with_columns(n_annotators=pl.col("annotators").list.len().cast(pl.Int64))
+        .drop("human_annotators", "human_n", "judge_annotators", "judge_n")
+    )
+    votes = pl.concat(
+        [
+            votes.join(recs.filter(pl.col("source") == name).select("rid"), on="rid", how="semi")
+            for name, votes in (("human", human), ("judge", judge))
+        ]
+    )
+    # Whether the voted slot is one of the record's responses (a pair is only made of those).
+    known = slots.select("rid", "slot", known=pl.lit(True))
+    votes = votes.join(known, on=["rid", "slot"], how="left").with_columns(pl.col("known").fill_null(False))
+    return _Inputs(recs, slots, votes)
+
+
+def _aggregate(values: list[float], method: str) -> float:
+    return float(statistics.median(values)) if method == "median" else float(statistics.fmean(values))
+
+
+def _aggregated(votes: pl.DataFrame, column: str, method: str, *extra: pl.Expr) -> pl.DataFrame:
+    """rid, slot, score (+ `extra` aggregations): `column` combined per slot, exactly as `statistics` does."""
+    value = pl.col(column)
+    combined = value.median() if method == "median" else value.sum() / pl.len().cast(pl.Float64)
+    scores = votes.group_by("rid", "slot").agg(combined.alias("score"), *extra)
+    # Non-integral votes (never from Argilla's rating and ranking questions) may sum differently than
+    # math.fsum; those few slots are recomputed with the statistics module.
+    inexact = votes.filter((value.round(0) != value) | (value.abs() >= _EXACT_LIMIT))
+    if inexact.height:
+        keys = inexact.select("rid", "slot").unique()
+        lists = votes.join(keys, on=["rid", "slot"], how="semi").group_by("rid", "slot").agg(value)
+        exact = lists.select(
+            "rid",
+            "slot",
+            exact=pl.Series(
+                [_aggregate(v, method) for v in lists.get_column(column).to_list()], dtype=pl.Float64
+            ),
+        )
+        scores = (
+            scores.join(exact, on=["rid", "slot"], how="left")
+            .with_columns(score=pl.coalesce("exact", "score"))
+            .drop("exact")
+        )
+    return scores
+
+
+def _gate(agreement: pl.Expr, policy: ConsensusPolicy) -> pl.Expr:
+    """Whether an example falls below the agreement gate (judge rows, with no agreement, pass)."""
+    if policy.agreement_gate is None:
+        return pl.lit(False)
+    return agreement.fill_null(policy.agreement_gate) < policy.agreement_gate
+
+
+def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]) -> pl.DataFrame:
+    """Best and worst response of each judged rating or ranking record, or the reason it is dropped.
+
+    Output columns: record_id, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
+    """
+    judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
+    votes = inputs.votes.filter(pl.col("template").is_in(templates) & pl.col("known"))
+    # `better` is higher for the preferred response (pair agreement), `score` is reported, `key` is ranked.
+    rating = votes.filter(pl.col("template") == "rating").with_columns(better=pl.col("value"))
+    ranking = votes.filter(pl.col("template") == "ranking")
+    by_voter = ["rid", "voter"]
+    if policy.ranking.method == "borda":
+        # Borda points: how many responses this annotator ranked strictly worse.
+        worse = pl.len().over(by_voter) - pl.col("value").rank("max").over(by_voter)
+        ranking = ranking.with_columns(better=worse.cast(pl.Float64))
+        ranking_scores = _aggregated(ranking, "better", "mean").with_columns(key=pl.col("score"))
+    else:
+        ranking = ranking.with_columns(better=-pl.col("value"))
+        ranking_scores = _aggregated(ranking, "value", "mean").with_columns(key=-pl.col("score"))
+    rating_scores = _aggregated(rating, "value", policy.rating.method).with_columns(key=pl.col("score"))
+    scores = pl.concat([rating_scores, ranking_scores])
+    # Chosen: highest key, then lowest slot; rejected: lowest key, then highest slot.
+    best = (
+        scores.sort(["rid", "key", "slot"], descending=[False, True, False])
+        .group_by("rid", maintain_order=True)
+        .agg(
+            n=pl.len(),
+            chosen=pl.col("slot").first(),
+            rejected=pl.col("slot").last(),
+            chosen_score=pl.col("score").first(),
+            rejected_score=pl.col("score").last(),
+            margin=pl.col("key").first() - pl.col("key").last(),
+        )
+    )
+    texts = inputs.slots.select("rid", "slot", text=_strip("response"))
+    decided = (
+        judged.select("rid", "template", "source")
+        .join(best, on="rid", how="left")
+        .join(texts, left_on=["rid", "chosen"], right_on=["rid", "slot"], how="left")
+        .join(texts, left_on=["rid", "rejected"], right_on=["rid", "slot"], how="left", suffix="_r")
+    )
+    min_margin = (
+        pl.when(pl.col("template") == "rating")
+        .then(pl.lit(policy.rating.min_margin))
+        .otherwise(pl.lit(policy.ranking.min_margin))
+    )
+    reason = (
+        pl.when(pl.col("n").fill_null(0) < 2)
+        .then(pl.lit(FEWER_THAN_TWO))
+        .when(pl.col("margin") <= 0)
+        .then(pl.lit(TIE))
+        .when(pl.col("margin") < min_margin)
+        .then(pl.lit(BELOW_MARGIN))
+        .when(pl.col("text") == pl.col("text_r"))
+        .then(pl.lit(IDENTICAL))
+        .otherwise(pl.lit(None, dtype=pl.String()))
+    )
+    decided = decided.with_columns(reason=reason)
+    # Pair agreement: share of annotators who judged both responses and strictly preferred the chosen one.
+    pairs = decided.filter(pl.col("reason").is_null() & (pl.col("source") == "human"))
+    better = pl.concat([rating, ranking]).select("rid", "slot", "voter", "better")
+    both = better.join(pairs.select("rid", slot="chosen"), on=["rid", "slot"], how="semi").join(
+        better.join(pairs.select("rid", slot="rejected"), on=["rid", "slot"], how="semi"),
+        on=["rid", "voter"],
+        how="inner",
+        suffix="_r",
+    )
+    agreement = both.group_by("rid").agg(
+        agreement=(pl.col("better") > pl.col("better_r")).sum().cast(pl.Float64) / pl.len().cast(pl.Float64)
+    )
+    decided = decided.join(agreement, on="rid", how="left").with_columns(
+        agreement=pl.when(pl.col("source") == "human").then(pl.col("agreement"))
+    )
+    low = pl.col("reason").is_null() & _gate(pl.col("agreement"), policy)
+    return decided.with_columns(
+        reason=pl.when(low).then(pl.lit(LOW_AGREEMENT)).otherwise(pl.col("reason"))
+    ).select("rid", "reason", "chosen", "rejected", "chosen_score", "rejected_score", "margin", "agreement")
+
+
+def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
+    """Label, share of good votes and agreement of each judged binary record, or why it is dropped.
+
+    Output columns: record_id, reason, label, share, agreement.
+    """
+    judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
+    counts = (
+        inputs.votes.filter((pl.col("template") == "binary") & (pl.col("slot") == 1))
+        .group_by("rid")
+        .agg(good=pl.col("value").sum(), n=pl.len().cast(pl.Int64))
+    )
+    good, n = pl.col("good"), pl.col("n")
+    unanimous = policy.binary.method == "unanimous"
+    reason = (
+        pl.when(n == 0)
+        .then(pl.lit(NO_SUBMITTED))
+        .when(pl.lit(unanimous) & (good > 0) & (good < n))
+        .then(pl.lit(NOT_UNANIMOUS))
+        .when(good * 2 == n)
+        .then(pl.lit(TIE))
+        .otherwise(pl.lit(None, dtype=pl.String()))
+    )
+    decided = (
+        judged.select("rid", "source")
+        .join(counts, on="rid", how="left")
+        .with_columns(good.fill_null(0.0), n.fill_null(0))
+        .with_columns(reason=reason, label=good * 2 > n, share=good / n.cast(pl.Float64))
+        .with_columns(
+            agreement=pl.when(pl.col("source") == "human").then(
+                pl.when(pl.col("label")).then(pl.col("share")).otherwise(1.0 - pl.col("share"))
+            )
+        )
+    )
+    low = pl.col("reason").is_null() & _gate(pl.col("agreement"), policy)
+    return decided.with_columns(
+        reason=pl.when(low).then(pl.lit(LOW_AGREEMENT)).otherwise(pl.col("reason"))
+    ).select("rid", "reason", "label", "share", "agreement")
+
+
+def _counts(*parts: pl.DataFrame) -> dict[str, int]:
+    """Drop reasons summed over frames of (reason, weight); reasons with no record are left out."""
+    frame = pl.concat(
+        [part.select(pl.col("reason").cast(pl.String), pl.col("weight").cast(pl.Int64)) for part in parts]
+    )
+    totals = frame.drop_nulls("reason").group_by("reason").agg(pl.col("weight").sum()).sort("reason")
+    return {reason: int(n) for reason, n in totals.iter_rows() if n > 0}
+
+
+def _finish(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: list[str]) -> pl.DataFrame:
+    """The parts in `schema`'s columns and types, concatenated and sorted (the exports' row order)."""
+    columns = [pl.col(name).cast(dtype) for name, dtype in schema.items()]
+    return pl.concat([part.select(columns) for part in parts]).sort(order)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Public: pairs (DPO/ORPO) and unpaired examples (KTO)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) -> pl.DataFrame:
+    """`frame` (by record_id) with the record's fields and, per (slot column, prefix), that slot's text/model."""
+    frame = frame.join(inputs.records, on="rid", how="left")
+    for column, prefix in slots:
+        frame = frame.join(
+            inputs.slots.rename({"slot": column, "response": f"{prefix}text", "model": f"{prefix}model"}),
+            on=["rid", column],
+            how="left",
+        )
+    return frame
 
 
 def consolidate_pairs(
@@ -538,104 +668,89 @@ def consolidate_pairs(
 ) -> Consolidation:
     """Preference pairs (prompt, chosen, rejected + provenance) for DPO and ORPO; one unit = one record."""
     policy = policy or ConsensusPolicy()
-    inputs = _prepare(records, responses, suggestions, policy, min_submitted, rounds)
-    rows: list[dict[str, Any]] = []
-    dropped: Counter[str] = Counter()
-    kept = 0
-    binary_labelled: list[_Labelled] = []
-    for rec in inputs.records:
-        judged = _judged(rec, inputs, policy)
-        if isinstance(judged, str):
-            dropped[judged] += 1
-            continue
-        if rec.template == "binary":
-            decided = _binary_label(judged, policy)
-            if isinstance(decided, str):
-                dropped[decided] += 1
-            else:
-                binary_labelled.append((rec, judged, *decided))
-            continue
-        outcome = _scored_pair(rec, judged, policy)
-        if isinstance(outcome, str):
-            dropped[outcome] += 1
-            continue
-        pair, _ = outcome
-        if _gated(pair.agreement, policy):
-            dropped[LOW_AGREEMENT] += 1
-            continue
-        kept += 1
-        rows.append(_pair_row(rec, rec, pair.chosen, pair.rejected, pair, judged, judged))
-    pair_kept, pair_rows, pair_dropped = _pair_binary(binary_labelled)
-    kept += pair_kept
-    rows.extend(pair_rows)
-    dropped.update(pair_dropped)
-    frame = _frame(rows, PAIRS_SCHEMA).sort(["prompt_id", "record_id", "rejected_record_id"])
-    return Consolidation(frame, len(inputs.records), kept, dict(dropped), "records")
+    return _pairs(_prepare(records, responses, suggestions, policy, min_submitted, rounds), policy)
 
 
-def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Rows as a frame, built column by column (row-wise construction makes a Series per list cell)."""
-    return pl.DataFrame({name: [row[name] for row in rows] for name in schema}, schema=schema)
+def _pairs(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
+    scored = _scored(inputs, policy, ("rating", "ranking"))
+    kept_scored = _with_record(
+        scored.filter(pl.col("reason").is_null()), inputs, ("chosen", "chosen_"), ("rejected", "rejected_")
+    ).select(
+        prompt="prompt",
+        chosen="chosen_text",
+        rejected="rejected_text",
+        prompt_id="prompt_id",
+        record_id="record_id",
+        rejected_record_id="record_id",
+        round="round",
+        chosen_model="chosen_model",
+        rejected_model="rejected_model",
+        chosen_score="chosen_score",
+        rejected_score="rejected_score",
+        margin="margin",
+        n_annotators="n_annotators",
+        agreement="agreement",
+        source="source",
+        annotators="annotators",
+    )
+    binary = _binary(inputs, policy)
+    pairs, binary_dropped = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
+    frame = _finish([kept_scored, pairs], PAIRS_SCHEMA, ["prompt_id", "record_id", "rejected_record_id"])
+    dropped = _counts(
+        inputs.records.select("reason", weight=pl.lit(1)),
+        scored.select("reason", weight=pl.lit(1)),
+        binary.select("reason", weight=pl.lit(1)),
+        binary_dropped,
+    )
+    kept = kept_scored.height + 2 * pairs.height
+    return Consolidation(frame, inputs.records.height, kept, dropped, "records")
 
 
-def _pair_row(
-    chosen_rec: _Record,
-    rejected_rec: _Record,
-    chosen_slot: int,
-    rejected_slot: int,
-    pair: _Pair,
-    chosen_judged: _Judged,
-    rejected_judged: _Judged,
-) -> dict[str, Any]:
-    annotators = sorted(set(chosen_judged.annotators) | set(rejected_judged.annotators))
-    source = "judge" if "judge" in (chosen_judged.source, rejected_judged.source) else "human"
-    rounds = [r for r in (chosen_rec.round, rejected_rec.round) if r is not None]
-    n_annotators = min(len(chosen_judged.annotators), len(rejected_judged.annotators))
-    return {
-        "prompt": chosen_rec.prompt,
-        "chosen": chosen_rec.slots[chosen_slot][0],
-        "rejected": rejected_rec.slots[rejected_slot][0],
-        "prompt_id": chosen_rec.prompt_id,
-        "record_id": chosen_rec.record_id,
-        "rejected_record_id": rejected_rec.record_id,
-        "round": max(rounds) if rounds else None,
-        "chosen_model": chosen_rec.slots[chosen_slot][1],
-        "rejected_model": rejected_rec.slots[rejected_slot][1],
-        "chosen_score": pair.chosen_score,
-        "rejected_score": pair.rejected_score,
-        "margin": pair.margin,
-        "n_annotators": n_annotators,
-        "agreement": pair.agreement,
-        "source": source,
-        "annotators": annotators,
-    }
+def _pair_binary(labelled: pl.DataFrame, inputs: _Inputs) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pair good and bad completions of the same prompt: best good with worst bad, then the next ones.
 
-
-def _pair_binary(
-    labelled: list[_Labelled],
-) -> tuple[int, list[dict[str, Any]], Counter[str]]:
-    """Pair good and bad completions of the same prompt: best good with worst bad, then the next ones."""
-    by_prompt: dict[str, list[_Labelled]] = defaultdict(list)
-    for item in labelled:
-        by_prompt[item[0].prompt_id].append(item)
-    rows: list[dict[str, Any]] = []
-    dropped: Counter[str] = Counter()
-    kept = 0
-    for prompt_id in sorted(by_prompt):
-        items = by_prompt[prompt_id]
-        goods = sorted((i for i in items if i[2]), key=lambda i: (-i[3], i[0].record_id))
-        bads = sorted((i for i in items if not i[2]), key=lambda i: (i[3], i[0].record_id))
-        n = min(len(goods), len(bads))
-        dropped[UNPAIRED] += len(items) - 2 * n
-        for good, bad in zip(goods[:n], bads[:n], strict=True):
-            if good[0].slots[1][0].strip() == bad[0].slots[1][0].strip():
-                dropped[IDENTICAL] += 2
-                continue
-            agreements = [a for a in (good[4], bad[4]) if a is not None]
-            pair = _Pair(1, 1, good[3], bad[3], good[3] - bad[3], min(agreements) if agreements else None)
-            rows.append(_pair_row(good[0], bad[0], 1, 1, pair, good[1], bad[1]))
-            kept += 2
-    return kept, rows, +dropped
+    Returns the pair rows and the (reason, weight) of what could not be paired.
+    """
+    items = _with_record(
+        labelled.select("rid", "label", "share", "agreement", slot=pl.lit(1, dtype=pl.Int64())),
+        inputs,
+        ("slot", ""),
+    )
+    rank = pl.int_range(pl.len()).over("prompt_id").alias("rank")
+    goods = items.filter(pl.col("label")).sort(
+        ["prompt_id", "share", "record_id"], descending=[False, True, False]
+    )
+    bads = items.filter(~pl.col("label")).sort(["prompt_id", "share", "record_id"])
+    matched = goods.with_columns(rank).join(
+        bads.with_columns(rank), on=["prompt_id", "rank"], how="inner", suffix="_r", nulls_equal=True
+    )
+    identical = _strip("text") == _strip("text_r")
+    pairs = matched.filter(~identical).select(
+        prompt="prompt",
+        chosen="text",
+        rejected="text_r",
+        prompt_id="prompt_id",
+        record_id="record_id",
+        rejected_record_id="record_id_r",
+        round=pl.max_horizontal("round", "round_r"),
+        chosen_model="model",
+        rejected_model="model_r",
+        chosen_score="share",
+        rejected_score="share_r",
+        margin=pl.col("share") - pl.col("share_r"),
+        n_annotators=pl.min_horizontal("n_annotators", "n_annotators_r"),
+        agreement=pl.min_horizontal("agreement", "agreement_r"),
+        source=pl.when((pl.col("source") == "judge") | (pl.col("source_r") == "judge"))
+        .then(pl.lit("judge"))
+        .otherwise(pl.lit("human")),
+        annotators=pl.concat_list("annotators", "annotators_r").list.unique().list.sort(),
+    )
+    n_identical = matched.height - pairs.height
+    dropped = pl.DataFrame(
+        {"reason": [UNPAIRED, IDENTICAL], "weight": [items.height - 2 * matched.height, 2 * n_identical]},
+        schema={"reason": pl.String(), "weight": pl.Int64()},
+    )
+    return pairs, dropped
 
 
 def consolidate_unpaired(
@@ -649,90 +764,113 @@ def consolidate_unpaired(
 ) -> Consolidation:
     """KTO examples (prompt, completion, label + provenance); one unit = one response of a record."""
     policy = policy or ConsensusPolicy()
+    return _unpaired(_prepare(records, responses, suggestions, policy, min_submitted, rounds), policy)
+
+
+def _unpaired(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
+    recs = inputs.records
+    units = (
+        pl.when(pl.col("template") == "binary").then(pl.lit(1, dtype=pl.Int64())).otherwise(pl.col("n_slots"))
+    )
+    total = int(recs.select(units.sum()).item() or 0)
+    n_slots = recs.select("rid", weight=units)
+
+    binary = _binary(inputs, policy)
+    binary_rows = _with_record(
+        binary.filter(pl.col("reason").is_null()).select(
+            "rid", "label", "share", "agreement", slot=pl.lit(1, dtype=pl.Int64())
+        ),
+        inputs,
+        ("slot", ""),
+    ).with_columns(completion="text", score="share")
+
+    rating, rating_dropped = _rating_examples(inputs, policy)
+
+    scored = _scored(inputs, policy, ("ranking",)).join(n_slots, on="rid", how="left")
+    kept = scored.filter(pl.col("reason").is_null())
+    ranking_rows = _with_record(
+        pl.concat(
+            [
+                kept.select("rid", "agreement", slot="chosen", score="chosen_score", label=pl.lit(True)),
+                kept.select("rid", "agreement", slot="rejected", score="rejected_score", label=pl.lit(False)),
+            ]
+        ),
+        inputs,
+        ("slot", ""),
+    ).with_columns(completion="text")
+    frame = _finish([binary_rows, rating, ranking_rows], UNPAIRED_SCHEMA, ["prompt_id", "record_id", "slot"])
+    dropped = _counts(
+        recs.select("reason", weight=units),
+        binary.select("reason", weight=pl.lit(1)),
+        rating_dropped,
+        scored.select("reason", "weight"),
+        kept.select(reason=pl.lit(MIDDLE_RANK), weight=pl.col("weight") - 2),
+    )
+    return Consolidation(frame, total, total - sum(dropped.values()), dropped, "responses")
+
+
+def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """KTO rows of judged rating records, one per rated response, and the (reason, weight) of the others."""
+    judged = inputs.records.filter((pl.col("template") == "rating") & pl.col("source").is_not_null())
+    votes = inputs.votes.filter(pl.col("template") == "rating")
+    high, low = policy.kto.desirable_min, policy.kto.undesirable_max
+    stats = _aggregated(
+        votes,
+        "value",
+        policy.rating.method,
+        pl.len().cast(pl.Float64).alias("n"),
+        (pl.col("value") >= high).sum().cast(pl.Float64).alias("n_high"),
+        (pl.col("value") <= low).sum().cast(pl.Float64).alias("n_low"),
+    )
+    score = pl.col("score")
+    frame = (
+        inputs.slots.join(judged.select("rid"), on="rid", how="semi")
+        .join(stats, on=["rid", "slot"], how="left")
+        .with_columns(
+            label=pl.when(score >= high).then(pl.lit(True)).when(score <= low).then(pl.lit(False)),
+        )
+        .with_columns(
+            agreement=pl.when(pl.col("label"))
+            .then(pl.col("n_high") / pl.col("n"))
+            .otherwise(pl.col("n_low") / pl.col("n")),
+        )
+        .join(inputs.records.select("rid", "source"), on="rid", how="left")
+        .with_columns(agreement=pl.when(pl.col("source") == "human").then(pl.col("agreement")))
+    )
+    reason = (
+        pl.when(pl.col("n").is_null())
+        .then(pl.lit(UNRATED))
+        .when(pl.col("label").is_null())
+        .then(pl.lit(BETWEEN_THRESHOLDS))
+        .when(_strip("response") == "")
+        .then(pl.lit(UNRATED))
+        .when(_gate(pl.col("agreement"), policy))
+        .then(pl.lit(LOW_AGREEMENT))
+        .otherwise(pl.lit(None, dtype=pl.String()))
+    )
+    frame = frame.with_columns(reason=reason)
+    rows = _with_record(
+        frame.filter(pl.col("reason").is_null()).select("rid", "slot", "label", "score", "agreement"),
+        inputs,
+        ("slot", ""),
+    ).with_columns(completion="text")
+    return rows, frame.select("reason", weight=pl.lit(1))
+
+
+CONSOLIDATIONS = {"pairs": _pairs, "unpaired": _unpaired}
+
+
+def consolidate(
+    records: pl.DataFrame,
+    responses: pl.DataFrame,
+    suggestions: pl.DataFrame | None = None,
+    *,
+    kinds: Iterable[str] = ("pairs", "unpaired"),
+    policy: ConsensusPolicy | None = None,
+    min_submitted: int | None = None,
+    rounds: Iterable[int] | None = None,
+) -> dict[str, Consolidation]:
+    """Several consolidations ('pairs', 'unpaired') of one snapshot, reading its votes once."""
+    policy = policy or ConsensusPolicy()
     inputs = _prepare(records, responses, suggestions, policy, min_submitted, rounds)
-    rows: list[dict[str, Any]] = []
-    dropped: Counter[str] = Counter()
-    total = 0
-    for rec in inputs.records:
-        slots = sorted(rec.slots) if rec.template != "binary" else [1]
-        total += len(slots)
-        judged = _judged(rec, inputs, policy)
-        if isinstance(judged, str):
-            dropped[judged] += len(slots)
-            continue
-        if rec.template == "binary":
-            decided = _binary_label(judged, policy)
-            if isinstance(decided, str):
-                dropped[decided] += 1
-                continue
-            label, share, agreement = decided
-            rows.append(_example_row(rec, 1, label, share, agreement, judged))
-        elif rec.template == "rating":
-            for slot in slots:
-                reason_or_row = _rating_example(rec, slot, judged, policy)
-                if isinstance(reason_or_row, str):
-                    dropped[reason_or_row] += 1
-                else:
-                    rows.append(reason_or_row)
-        else:
-            outcome = _scored_pair(rec, judged, policy)
-            if isinstance(outcome, str):
-                dropped[outcome] += len(slots)
-                continue
-            pair, scores = outcome
-            if _gated(pair.agreement, policy):
-                dropped[LOW_AGREEMENT] += len(slots)
-                continue
-            for slot, label in ((pair.chosen, True), (pair.rejected, False)):
-                rows.append(_example_row(rec, slot, label, scores[slot], pair.agreement, judged))
-            dropped[MIDDLE_RANK] += len(slots) - 2
-    frame = _frame(rows, UNPAIRED_SCHEMA).sort(["prompt_id", "record_id", "slot"])
-    dropped = +dropped
-    return Consolidation(frame, total, total - sum(dropped.values()), dict(dropped), "responses")
-
-
-def _rating_example(
-    rec: _Record, slot: int, judged: _Judged, policy: ConsensusPolicy
-) -> dict[str, Any] | str:
-    values = judged.votes.get(slot, {})
-    if not values:
-        return UNRATED
-    score = _aggregate(list(values.values()), policy.rating.method)
-    if score >= policy.kto.desirable_min:
-        label = True
-    elif score <= policy.kto.undesirable_max:
-        label = False
-    else:
-        return BETWEEN_THRESHOLDS
-    if not rec.slots[slot][0].strip():
-        return UNRATED
-    agreement = None
-    if judged.source == "human":
-        same = [
-            v >= policy.kto.desirable_min if label else v <= policy.kto.undesirable_max
-            for v in values.values()
-        ]
-        agreement = sum(same) / len(same)
-    if _gated(agreement, policy):
-        return LOW_AGREEMENT
-    return _example_row(rec, slot, label, score, agreement, judged)
-
-
-def _example_row(
-    rec: _Record, slot: int, label: bool, score: float, agreement: float | None, judged: _Judged
-) -> dict[str, Any]:
-    return {
-        "prompt": rec.prompt,
-        "completion": rec.slots[slot][0],
-        "label": label,
-        "prompt_id": rec.prompt_id,
-        "record_id": rec.record_id,
-        "slot": slot,
-        "round": rec.round,
-        "model": rec.slots[slot][1],
-        "score": score,
-        "n_annotators": len(judged.annotators),
-        "agreement": agreement,
-        "source": judged.source,
-        "annotators": judged.annotators,
-    }
+    return {kind: CONSOLIDATIONS[kind](inputs, policy) for kind in kinds}

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from campaign.consensus import ConsensusPolicy, Consolidation, consolidate_pairs, consolidate_unpaired
+from campaign.consensus import ConsensusPolicy, Consolidation, consolidate
 from campaign.errors import NotEnoughData, UsageError
 from campaign.export.card import kto_weights
 from campaign.export.formats import FORMATS, AnnotatorMode, check_format, pseudonym, to_format
@@ -134,15 +134,15 @@ def build_export(
         "rounds": None if rounds is None else covered,
     }
     salt = _salt(snapshot.meta)
-    cache: dict[str, Consolidation] = {}
+    kinds = list(dict.fromkeys("unpaired" if fmt == "kto" else "pairs" for fmt in names))
+    # One pass over the votes serves both the pairs (dpo, orpo) and the unpaired examples (kto).
+    cache = consolidate(
+        snapshot.records, snapshot.responses, snapshot.suggestions, kinds=kinds, **consensus_args
+    )
     built: dict[str, FormatExport] = {}
     skipped: dict[str, Consolidation] = {}
     for fmt in names:
-        kind = "unpaired" if fmt == "kto" else "pairs"
-        if kind not in cache:
-            build = consolidate_unpaired if kind == "unpaired" else consolidate_pairs
-            cache[kind] = build(snapshot.records, snapshot.responses, snapshot.suggestions, **consensus_args)
-        consolidation = cache[kind]
+        consolidation = cache["unpaired" if fmt == "kto" else "pairs"]
         if consolidation.rows == 0:
             skipped[fmt] = consolidation
             continue
