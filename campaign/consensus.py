@@ -464,10 +464,22 @@ def _prepare(
             for name, votes in (("human", human), ("judge", judge))
         ]
     )
-    # Whether the voted slot is one of the record's responses (a pair is only made of those).
+    return _Inputs(recs, slots, _with_known(votes, slots))
+
+
+def _with_known(votes: pl.DataFrame, slots: pl.DataFrame) -> pl.DataFrame:
+    """`votes` plus `known`: whether the voted slot is one of the record's responses (pairs use only those)."""
+    spans = slots.group_by("rid").agg(n=pl.len(), low=pl.col("slot").min(), high=pl.col("slot").max())
+    spans = spans.sort("rid")
+    numbered = (
+        (pl.col("low") == 1) & (pl.col("high") == pl.col("n")) & (pl.col("rid") == pl.int_range(pl.len()))
+    )
+    if spans.select(numbered.all()).item():
+        # Every record's slots are 1..n and rids are 0..N-1: a positional lookup replaces a join.
+        n = spans.get_column("n").gather(votes.get_column("rid"))
+        return votes.with_columns(known=pl.col("slot").is_between(1, n.cast(pl.Int64)))
     known = slots.select("rid", "slot", known=pl.lit(True))
-    votes = votes.join(known, on=["rid", "slot"], how="left").with_columns(pl.col("known").fill_null(False))
-    return _Inputs(recs, slots, votes)
+    return votes.join(known, on=["rid", "slot"], how="left").with_columns(pl.col("known").fill_null(False))
 
 
 def _aggregate(values: list[float], method: str) -> float:

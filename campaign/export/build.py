@@ -14,7 +14,7 @@ from campaign.consensus import ConsensusPolicy, Consolidation, consolidate
 from campaign.errors import NotEnoughData, UsageError
 from campaign.export.card import kto_weights
 from campaign.export.formats import FORMATS, AnnotatorMode, check_format, pseudonym, to_format
-from campaign.export.splits import check_test_size, split_by_prompt
+from campaign.export.splits import check_test_size, split_by_prompt, test_prompts
 from campaign.snapshot import Snapshot
 
 
@@ -141,6 +141,9 @@ def build_export(
     )
     built: dict[str, FormatExport] = {}
     skipped: dict[str, Consolidation] = {}
+    # The formats share their prompts: hash each prompt once for the split.
+    prompt_ids = pl.concat([c.frame.get_column("prompt_id") for c in cache.values()]).unique()
+    test_ids = test_prompts(prompt_ids.to_list(), test_size=test_size, seed=seed)
     for fmt in names:
         consolidation = cache["unpaired" if fmt == "kto" else "pairs"]
         if consolidation.rows == 0:
@@ -149,7 +152,9 @@ def build_export(
         frame = to_format(
             consolidation.frame, fmt, chat=chat, system_prompt=system_prompt, annotators=annotators, salt=salt
         )
-        built[fmt] = FormatExport(fmt, consolidation, split_by_prompt(frame, test_size=test_size, seed=seed))
+        built[fmt] = FormatExport(
+            fmt, consolidation, split_by_prompt(frame, test_size=test_size, seed=seed, test_ids=test_ids)
+        )
     if not built:
         reasons = "; ".join(
             f"{fmt}: {c.total} {c.unit}, dropped "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -24,18 +26,29 @@ def is_test(prompt_id: str, *, test_size: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < test_size
 
 
-def split_by_prompt(frame: pl.DataFrame, *, test_size: float, seed: int) -> dict[str, pl.DataFrame]:
-    """Train and test frames (row order kept) with every row of a prompt on the same side."""
-    check_test_size(test_size)
-    if frame.height == 0:
-        return {"train": frame, "test": frame.clear()}
-    prompt_ids = frame.get_column("prompt_id").unique().to_list()
+def test_prompts(prompt_ids: Iterable[Any], *, test_size: float, seed: int) -> list[str]:
+    """The prompt ids, among `prompt_ids` (distinct), that `is_test` sends to the test split, sorted."""
     # is_test, inlined: one hash per distinct prompt is most of the split's time on large exports.
     sha256, prefix = hashlib.sha256, f"{seed}:"
-    test_ids = sorted(
+    return sorted(
         p
         for p in prompt_ids
         if int.from_bytes(sha256(f"{prefix}{p}".encode()).digest()[:8], "big") / 2**64 < test_size
     )
+
+
+def split_by_prompt(
+    frame: pl.DataFrame, *, test_size: float, seed: int, test_ids: Sequence[str] | None = None
+) -> dict[str, pl.DataFrame]:
+    """Train and test frames (row order kept) with every row of a prompt on the same side.
+
+    `test_ids`, from `test_prompts` over these prompts or more, saves hashing them again.
+    """
+    check_test_size(test_size)
+    if frame.height == 0:
+        return {"train": frame, "test": frame.clear()}
+    if test_ids is None:
+        prompt_ids = frame.get_column("prompt_id").unique().to_list()
+        test_ids = test_prompts(prompt_ids, test_size=test_size, seed=seed)
     in_test = pl.col("prompt_id").is_in(pl.Series(test_ids, dtype=pl.String()))
     return {"train": frame.filter(~in_test), "test": frame.filter(in_test)}
