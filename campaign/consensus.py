@@ -298,11 +298,11 @@ def _strip(column: str) -> pl.Expr:
 class _Inputs:
     """The records of a consolidation, their slots, and the votes each judged record is decided on."""
 
-    # record_id, prompt_id, round, template, prompt, n_slots, source ('human', 'judge', or null when
+    # rid, record_id, prompt_id, round, template, prompt, n_slots, source ('human', 'judge', or null when
     # dropped), reason (why it was dropped before any decision), annotators, n_annotators
     records: pl.DataFrame
-    slots: pl.DataFrame  # record_id, slot, response, model
-    votes: pl.DataFrame  # record_id, slot, voter, value (_VOTES_SCHEMA), for judged records only
+    slots: pl.DataFrame  # rid, slot, response, model
+    votes: pl.DataFrame  # rid, slot, voter, value, template, known, for judged records only
 
 
 def _record_tables(records: pl.DataFrame, rounds: Iterable[int] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -356,7 +356,7 @@ def _mapped(column: str, values: list[Any], parse: Any, dtype: pl.DataType) -> p
 def _collect(
     frame: pl.DataFrame, recs: pl.DataFrame, who: str, *, exclude: set[str] | None = None
 ) -> pl.DataFrame:
-    """record_id, slot, voter, value: the last valid vote of each voter on each slot of the records in `recs`."""
+    """rid, slot, voter, value, template: the last valid vote of each voter on each slot of the records in `recs`."""
     if frame.height == 0:
         return pl.DataFrame(schema=_VOTES_SCHEMA)
     rows = frame
@@ -403,7 +403,7 @@ def _collect(
 
 
 def _voter_lists(votes: pl.DataFrame, prefix: str) -> pl.DataFrame:
-    """record_id, <prefix>_annotators (sorted distinct voters), <prefix>_n."""
+    """rid, <prefix>_annotators (sorted distinct voters), <prefix>_n."""
     distinct = votes.select("rid", "voter").unique().sort("rid", "voter")
     return distinct.group_by("rid", maintain_order=True).agg(
         pl.col("voter").alias(f"{prefix}_annotators"), pl.len().cast(pl.Int64).alias(f"{prefix}_n")
@@ -522,7 +522,7 @@ def _gate(agreement: pl.Expr, policy: ConsensusPolicy) -> pl.Expr:
 def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]) -> pl.DataFrame:
     """Best and worst response of each judged rating or ranking record, or the reason it is dropped.
 
-    Output columns: record_id, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
+    Output columns: rid, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
     votes = inputs.votes.filter(pl.col("template").is_in(templates) & pl.col("known"))
@@ -601,7 +601,7 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
 def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     """Label, share of good votes and agreement of each judged binary record, or why it is dropped.
 
-    Output columns: record_id, reason, label, share, agreement.
+    Output columns: rid, reason, label, share, agreement.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
     counts = (
@@ -658,7 +658,7 @@ def _finish(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: li
 
 
 def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) -> pl.DataFrame:
-    """`frame` (by record_id) with the record's fields and, per (slot column, prefix), that slot's text/model."""
+    """`frame` (by rid) with the record's fields and, per (slot column, prefix), that slot's text/model."""
     frame = frame.join(inputs.records, on="rid", how="left")
     for column, prefix in slots:
         frame = frame.join(
