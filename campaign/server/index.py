@@ -465,12 +465,15 @@ class SearchIndex:
         where_sql = " AND ".join(clauses)
         params = [*join_params, *params]
 
-        if total is None:
+        user_order = not order and text is None and user_id is not None
+        if total is None and user_order:
             total = int(self.query(f"SELECT count(*) FROM {source} WHERE {where_sql}", params)[0][0])
         if total == 0 or limit <= 0:
-            return [], total
-        if not order and text is None and user_id is not None:
-            return self._user_page(source, where_sql, params, user_key(str(user_id)), offset, limit), total
+            return [], total or 0
+        if user_order:
+            return self._user_page(
+                source, where_sql, params, user_key(str(user_id)), offset, limit
+            ), total or 0
 
         order_sql: list[str] = []
         order_params: list[Any] = []
@@ -480,11 +483,18 @@ class SearchIndex:
         if not order_sql and text is not None:
             order_sql.append("score DESC")
         order_sql.append("r.rid ASC")
+        # The window count rides along with the page, so the matches are found once, not twice.
+        counted = ", count(*) OVER () AS total" if total is None else ""
         sql = (
-            f"SELECT r.record_id, {score_sql} AS score FROM {source} WHERE {where_sql}"
+            f"SELECT r.record_id, {score_sql} AS score{counted} FROM {source} WHERE {where_sql}"
             f" ORDER BY {', '.join(order_sql)} LIMIT ? OFFSET ?"
         )
         rows = self.query(sql, [*params, *order_params, limit, offset])
+        if total is None:
+            if rows:
+                total = int(rows[0][2])
+            else:  # a page past the end: count on its own
+                total = int(self.query(f"SELECT count(*) FROM {source} WHERE {where_sql}", params)[0][0])
         return [(row[0], row[1]) for row in rows], total
 
     def _user_page(
