@@ -221,11 +221,11 @@ def main() -> None:
             "",
             f"Target: export within {TARGET_RATIO:.0f}x of the baseline: {met} ({ratio:.2f}x).",
             "",
-            "Where the time goes (cProfile): the consensus walks every record and vote in Python "
-            "(`campaign/consensus.py`: `_collect`, `_records`, per-record scoring), once for the pairs and "
-            "once for KTO; splitting, validation and the parquet writes take about a second. Zipped column "
-            "lists instead of `iter_rows(named=True)` and column-wise frame construction halved it; "
-            "reaching 3x needs a vectorised (polars group-by) path for the rating template.",
+            "Where the time goes: the consensus is polars expressions over whole frames (votes are read "
+            "once for DPO and KTO); reading the votes (join to the records, duplicate check, per-record "
+            "annotator lists), the pair and KTO group-bys, the four parquet writes and a fresh process's "
+            "polars warm-up each take a share. Reaching 3x would need one lazy plan with fewer "
+            "materialised intermediate frames.",
         ]
     )
     print(body)
