@@ -348,11 +348,16 @@ def frames_from_records(
 
 
 def content_id(*frames: pl.DataFrame) -> str:
-    """A stable id of a snapshot's content (independent of when it was synced)."""
+    """An id of a snapshot's content: the same rows give the same id, in any order and at any sync time.
+
+    Row hashes (sorted, so order does not matter) feed one sha256. The id is stable for a given polars
+    version; every export records the id of the snapshot it read, so exports stay reproducible.
+    """
     digest = hashlib.sha256()
     for frame in frames:
-        ordered = frame.sort(frame.columns, nulls_last=True) if frame.height else frame
-        digest.update(ordered.write_csv().encode())
+        digest.update(",".join(f"{name}:{dtype}" for name, dtype in frame.schema.items()).encode())
+        if frame.height:
+            digest.update(frame.hash_rows(seed=0).sort().to_numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
