@@ -366,10 +366,15 @@ class ArgillaClient:
         self._extensions = True
         return result
 
-    def record_fingerprints(self, dataset_id: str) -> list[list[Any]] | None:
-        """Per-record change fingerprints from the local server's sync endpoint; None on other servers."""
-        result = self._extension("GET", f"/datasets/{dataset_id}/fingerprints")
-        return None if result is None else list(result["items"])
+    def record_fingerprints(self, dataset_id: str, *, since: str | None = None) -> dict[str, Any] | None:
+        """Per-record change fingerprints from the local server's sync endpoint; None on other servers.
+
+        The answer has `items` (all records, or those changed after `since`), `as_of` (the next `since`)
+        and the dataset's `records` and `responses` totals.
+        """
+        params = {"since": since} if since else None
+        result = self._extension("GET", f"/datasets/{dataset_id}/fingerprints", params=params)
+        return None if result is None else dict(result)
 
     def records_by_id(
         self, dataset_id: str, record_ids: list[str], *, include: Iterable[str] = ("responses", "suggestions")

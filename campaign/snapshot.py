@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from campaign.errors import InputError, NotFound
+from campaign.errors import InputError, NotFound, ServerError
 
 if TYPE_CHECKING:
     from campaign.client import ArgillaClient
@@ -397,6 +397,7 @@ def sync_snapshot(
     now = datetime.now(UTC)
     sync_id = uuid.uuid4().hex[:12]
     fingerprints: pl.DataFrame | None = None
+    served: dict[str, Any] | None = None
 
     if previous is not None and previous.meta.get("last_activity_at") == activity:
         mode, changed = "unchanged", 0
@@ -405,22 +406,50 @@ def sync_snapshot(
     else:
         usernames = client.usernames_by_id()
         questions = {str(q["id"]): str(q["name"]) for q in client.questions(dataset_id)}
-        served = client.record_fingerprints(dataset_id)
-        fingerprints = _fingerprint_frame(served) if served is not None else None
         old_prints = _load_fingerprints(campaign_dir) if previous is not None else None
-        if previous is not None and fingerprints is not None and old_prints is not None:
-            stale, gone = _moved(old_prints, fingerprints)
-            items = client.records_by_id(dataset_id, stale["server_id"].to_list()) if stale.height else []
-            if on_page is not None:
-                on_page(len(items))
-            fresh = frames_from_records(items, template=template, usernames=usernames, questions=questions)
-            drop = set(stale["record_id"].to_list()) | gone
-            records, responses, suggestions = (
-                pl.concat([old.filter(~pl.col("record_id").is_in(list(drop))), new])
-                for old, new in zip(
-                    (previous.records, previous.responses, previous.suggestions), fresh, strict=True
+        since = previous.meta.get("fingerprints_as_of") if previous is not None else None
+        if old_prints is not None and since:
+            # Only the records touched since the last sync (a margin covers transactions in flight).
+            served = client.record_fingerprints(dataset_id, since=_before(str(since), seconds=5))
+            if served is not None:
+                fingerprints = _merge_prints(old_prints, _fingerprint_frame(served["items"]))
+        if served is None:
+            served = client.record_fingerprints(dataset_id)
+            fingerprints = _fingerprint_frame(served["items"]) if served is not None else None
+        if (
+            previous is not None
+            and fingerprints is not None
+            and old_prints is not None
+            and served is not None
+        ):
+
+            def refetch(prints: pl.DataFrame) -> tuple[tuple[pl.DataFrame, ...], set[str]]:
+                stale, gone = _moved(old_prints, prints)
+                items = client.records_by_id(dataset_id, stale["server_id"].to_list()) if stale.height else []
+                if on_page is not None:
+                    on_page(len(items))
+                fresh = frames_from_records(
+                    items, template=template, usernames=usernames, questions=questions
                 )
-            )
+                drop = set(stale["record_id"].to_list()) | gone
+                merged = tuple(
+                    pl.concat([old.filter(~pl.col("record_id").is_in(list(drop))), new])
+                    for old, new in zip(
+                        (previous.records, previous.responses, previous.suggestions), fresh, strict=True
+                    )
+                )
+                return merged, drop
+
+            (records, responses, suggestions), drop = refetch(fingerprints)
+            if since and not _totals_match(records, responses, served):
+                # Deleted records or responses leave nothing to select by time: compare every record.
+                served = client.record_fingerprints(dataset_id)
+                if served is None:  # pragma: no cover - the endpoint answered a moment ago
+                    raise ServerError(
+                        "The server stopped answering the sync endpoint; run the same command again."
+                    )
+                fingerprints = _fingerprint_frame(served["items"])
+                (records, responses, suggestions), drop = refetch(fingerprints)
             mode, changed = "incremental", len(drop)
         else:
             items = []
@@ -465,6 +494,15 @@ def sync_snapshot(
         "template": template,
         "min_submitted": int(distribution.get("min_submitted", 1)),
         "api_url": client.api_url,
+        "fingerprints_as_of": (
+            served.get("as_of")
+            if served is not None
+            else (
+                previous.meta.get("fingerprints_as_of")
+                if previous is not None and fingerprints is not None
+                else None
+            )
+        ),
     }
     snapshot = Snapshot(records=records, responses=responses, suggestions=suggestions, syncs=syncs, meta=meta)
     fingerprint_path = snapshot_dir(campaign_dir) / FINGERPRINTS_FILENAME
@@ -490,7 +528,7 @@ FINGERPRINTS_FILENAME = "fingerprints.parquet"
 _FINGERPRINT_SCHEMA = {"record_id": pl.String(), "server_id": pl.String(), "fingerprint": pl.String()}
 
 
-def _fingerprint_frame(items: list[list[Any]]) -> pl.DataFrame:
+def _fingerprint_frame(items: list[Any]) -> pl.DataFrame:
     """record_id (as the snapshot names it), server id and a change fingerprint per record."""
     rows = [
         {
@@ -501,6 +539,26 @@ def _fingerprint_frame(items: list[list[Any]]) -> pl.DataFrame:
         for server_id, external, *rest in items
     ]
     return pl.DataFrame(rows, schema=_FINGERPRINT_SCHEMA)
+
+
+def _merge_prints(old: pl.DataFrame, changed: pl.DataFrame) -> pl.DataFrame:
+    """The previous fingerprints with the changed records' rows replaced or added."""
+    kept = old.filter(~pl.col("record_id").is_in(changed["record_id"].implode()))
+    return pl.concat([kept, changed])
+
+
+def _before(stamp: str, *, seconds: int) -> str:
+    """An ISO time `seconds` earlier."""
+    from datetime import timedelta
+
+    return (datetime.fromisoformat(stamp) - timedelta(seconds=seconds)).isoformat()
+
+
+def _totals_match(records: pl.DataFrame, responses: pl.DataFrame, served: dict[str, Any]) -> bool:
+    """Whether the snapshot holds as many records and responses as the server says the dataset has."""
+    n_records = records["record_id"].n_unique() if records.height else 0
+    n_responses = responses.select("record_id", "annotator").unique().height if responses.height else 0
+    return n_records == int(served.get("records", -1)) and n_responses == int(served.get("responses", -1))
 
 
 def _load_fingerprints(campaign_dir: Path | str) -> pl.DataFrame | None:

@@ -10,6 +10,7 @@ a full sync.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -36,34 +37,63 @@ RECORD_COLUMNS = (
 router = APIRouter(prefix="/campaign", tags=["campaign"])
 
 
+FINGERPRINT_COLUMNS = """
+    SELECT r.id, r.external_id, r.updated_at,
+           (SELECT count(*) FROM responses p WHERE p.record_id = r.id),
+           (SELECT max(p.updated_at) FROM responses p WHERE p.record_id = r.id),
+           (SELECT max(s.updated_at) FROM suggestions s WHERE s.record_id = r.id)
+    FROM records r WHERE r.dataset_id = :dataset_id
+"""
+# Records touched since a time: by their own update, or by a response or suggestion written since.
+CHANGED_SINCE = """
+    AND (r.updated_at > :since
+         OR r.id IN (SELECT p.record_id FROM responses p WHERE p.updated_at > :since)
+         OR r.id IN (SELECT s.record_id FROM suggestions s WHERE s.updated_at > :since))
+"""
+TOTALS = """
+    SELECT (SELECT count(*) FROM records r WHERE r.dataset_id = :dataset_id),
+           (SELECT count(*) FROM responses p JOIN records r ON r.id = p.record_id WHERE r.dataset_id = :dataset_id)
+"""
+
+
 @router.get("/datasets/{dataset_id}/fingerprints")
 async def record_fingerprints(
     *,
     db: AsyncSession = Depends(get_async_db),
     dataset_id: UUID,
+    since: datetime | None = Query(None, description="only records changed after this server time"),
     current_user: User = Security(auth.get_current_user),
 ) -> HTTPResponse:
-    """One row per record: [id, external_id, updated_at, responses, responses_updated_at, suggestions_updated_at]."""
+    """Rows of [id, external_id, updated_at, responses, responses_updated_at, suggestions_updated_at].
+
+    Every record, or with `since` only those changed after it. `as_of` is the server time to pass as the
+    next `since`; `records` and `responses` are the dataset's totals, which let a client notice
+    deletions (they leave no trace to select by time).
+    """
     dataset = await Dataset.get_or_raise(db, dataset_id)
     await authorize(current_user, DatasetPolicy.list_records_with_all_responses(dataset))
-    # Plain SQL and raw column values: this runs on every sync over every record, and converting ids
-    # and timestamps to Python objects would cost more than the query. Fingerprints are opaque strings.
-    query = text(
-        """
-        SELECT r.id, r.external_id, r.updated_at,
-               (SELECT count(*) FROM responses p WHERE p.record_id = r.id),
-               (SELECT max(p.updated_at) FROM responses p WHERE p.record_id = r.id),
-               (SELECT max(s.updated_at) FROM suggestions s WHERE s.record_id = r.id)
-        FROM records r WHERE r.dataset_id = :dataset_id ORDER BY r.inserted_at, r.id
-        """
-    ).bindparams(bindparam("dataset_id", type_=Record.__table__.c.dataset_id.type))
-    rows = (await db.execute(query, {"dataset_id": dataset_id})).all()
+    as_of = datetime.utcnow()  # argilla-server stamps rows with naive UTC
+    # Plain SQL and raw column values: this runs on every sync, and converting ids and timestamps to
+    # Python objects would cost more than the query. Fingerprints are opaque strings.
+    sql = FINGERPRINT_COLUMNS + (CHANGED_SINCE if since is not None else "") + " ORDER BY r.inserted_at, r.id"
+    id_type = Record.__table__.c.dataset_id.type
+    query = text(sql).bindparams(bindparam("dataset_id", type_=id_type))
+    params: dict[str, Any] = {"dataset_id": dataset_id}
+    if since is not None:
+        query = query.bindparams(bindparam("since", type_=Record.__table__.c.updated_at.type))
+        params["since"] = since.replace(tzinfo=None)
+    rows = (await db.execute(query, params)).all()
+    totals_query = text(TOTALS).bindparams(bindparam("dataset_id", type_=id_type))
+    totals = (await db.execute(totals_query, {"dataset_id": dataset_id})).one()
     return _json(
         {
+            "as_of": as_of.isoformat(),
+            "records": int(totals[0]),
+            "responses": int(totals[1]),
             "items": [
                 [_uuid(rid), external, str(updated), int(n), _raw(last_response), _raw(last_suggestion)]
                 for rid, external, updated, n, last_response, last_suggestion in rows
-            ]
+            ],
         }
     )
 
