@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_description, markdown_table, replace_section
+from _common import publish
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fe", "gi", "ho", "ju", "pe", "zo"]
 # A Zipf-distributed vocabulary, as in natural text: a few very common words, a long tail of rare ones.
@@ -266,14 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
 
-    table = markdown_table(rows)
-    print(table)
-    if not args.no_write:
-        body = (
-            f"Command: `.venv/bin/python benchmarks/server.py ` (records={args.records}).\n\n"
-            f"Machine: {machine_description()}\n\n{table}\n"
-        )
-        replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "Local server", body)
+    publish(
+        rows,
+        section="Local server",
+        command=f".venv/bin/python benchmarks/server.py --records {args.records} --search-sizes {args.search_sizes}",
+        write=not args.no_write,
+    )
     return 0
 
 

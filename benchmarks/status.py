@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_description, markdown_table, replace_section
+from _common import publish
 
 
 def _fill(client: Any, dataset_id: str, users: list[str], n: int, rng: random.Random) -> None:
@@ -237,14 +237,12 @@ def main(argv: list[str] | None = None) -> int:
             "same data",
         ),
     ]
-    table = markdown_table(rows)
-    print(table)
-    if not args.no_write:
-        body = (
-            f"Command: `.venv/bin/python benchmarks/status.py ` (records={args.records}, "
-            f"annotators={args.annotators}).\n\nMachine: {machine_description()}\n\n{table}\n"
-        )
-        replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "Status", body)
+    publish(
+        rows,
+        section="Status",
+        command=f".venv/bin/python benchmarks/status.py --records {args.records} --annotators {args.annotators}",
+        write=not args.no_write,
+    )
     return 0
 
 
