@@ -39,6 +39,7 @@ TERMS_MAX = 250  # argilla-server's TERMS_FILTER_VALUES_MAX_ITEMS
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 LEAN_INCLUDES = frozenset({"responses", "suggestions"})  # what the local server's sync endpoints return
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
+FAST_PATH_UNAVAILABLE = "fast path unavailable"  # how the local server's create-bulk endpoint declines
 _AGENT_INVALID = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
 
 
@@ -351,6 +352,45 @@ class ArgillaClient:
             chunk = records[start : start + BULK_SIZE]
             self.request("PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": chunk})
         return len(records)
+
+    def create_records(
+        self, dataset_id: str, records: list[dict[str, Any]], *, fast_path: bool = True
+    ) -> tuple[int, int]:
+        """Create records by external id, leaving existing ones as they are; (created, already present).
+
+        On the local server this uses its create-only bulk endpoint (same validation, much less work per
+        record) and the server counts what existed; elsewhere, or when that endpoint declines a batch
+        (webhooks, responses...), or with `fast_path=False`, the stock bulk upsert, which updates
+        existing records and whose records all count as created.
+        """
+        created = present = 0
+        for start in range(0, len(records), BULK_SIZE):
+            chunk = records[start : start + BULK_SIZE]
+            answer = self._create_bulk(dataset_id, chunk) if fast_path else None
+            if answer is not None:
+                created += int(answer["created"])
+                present += int(answer["already_present"])
+                continue
+            # The stock answer does not say which records existed (its response model drops
+            # updated_item_ids): callers send only records that a search did not find.
+            self.request("PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": chunk})
+            created += len(chunk)
+        return created, present
+
+    def _create_bulk(self, dataset_id: str, chunk: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The local server's create-only bulk answer, or None when the stock endpoint must do it."""
+        if self._extensions is False:
+            return None
+        try:
+            # Idempotent: the endpoint skips external ids that exist, so a retried batch adds nothing twice.
+            answer = self._extension(
+                "POST", f"/datasets/{dataset_id}/records/create-bulk", idempotent=True, json={"items": chunk}
+            )
+        except Conflict as exc:
+            if FAST_PATH_UNAVAILABLE not in str(exc):
+                raise
+            return None
+        return None if answer is None else dict(answer)
 
     def _extension(self, method: str, path: str, **kwargs: Any) -> Any | None:
         """Call one of the local server's /campaign/ endpoints; None when the server has none."""

@@ -58,6 +58,7 @@ MAX_RESPONSES = 8
 DEFAULT_MAX_CHARS = 100_000
 RATING_RANGE = (1, 5)
 DEFAULT_AGENT = "ultrafeedback"
+FAST_PATH_ENV = "CAMPAIGN_SEED_FAST_PATH"  # "0": write through the stock bulk upsert even on the local server
 HUMAN_MODEL = "human"
 ID_HEX_CHARS = 32
 EXAMPLES_PER_REASON = 3
@@ -828,12 +829,16 @@ def write_plan(
     plan: Iterable[list[RecordPayload]],
     *,
     on_batch: Callable[[int, int], None] | None = None,
+    fast_path: bool | None = None,
 ) -> SeedOutcome:
     """Send planned records that the dataset does not hold yet; records already there are counted, not resent.
 
     Each bulk request is one transaction and ids are content hashes, so a run killed half-way and run
-    again ends with exactly the planned records. `on_batch(created, present)` reports progress.
+    again ends with exactly the planned records. `on_batch(created, present)` reports progress. The local
+    server's create-only endpoint is used when it exists, unless `fast_path=False` (or, by default, the
+    environment sets CAMPAIGN_SEED_FAST_PATH=0): then every batch goes through the stock bulk upsert.
     """
+    import os
     import time
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -842,7 +847,9 @@ def write_plan(
     question_ids = {q["name"]: str(q["id"]) for q in questions}
     rankings = {q["name"] for q in questions if (q.get("settings") or {}).get("type") == "ranking"}
     outcome = SeedOutcome()
-    pending: list[Future[int]] = []
+    if fast_path is None:
+        fast_path = os.environ.get(FAST_PATH_ENV, "1") != "0"
+    pending: list[Future[tuple[int, int]]] = []
     # An empty dataset holds none of the ids: skip the existence checks (a first run's common case).
     check_existing = int(client.dataset_progress(dataset_id).get("total", 0)) > 0
     # Two requests in flight: the server writes one batch while the next is planned and checked.
@@ -857,14 +864,21 @@ def write_plan(
             ]
             outcome.already_present += len(batch) - len(fresh)
             if fresh:
-                pending.append(pool.submit(client.upsert_records, dataset_id, fresh))
+                pending.append(pool.submit(client.create_records, dataset_id, fresh, fast_path=fast_path))
             while len(pending) >= 2:
-                outcome.created += pending.pop(0).result()
+                _count(outcome, pending.pop(0).result())
             if on_batch is not None:
                 on_batch(len(fresh), len(batch) - len(fresh))
         for future in pending:
-            outcome.created += future.result()
+            _count(outcome, future.result())
     outcome.seconds = time.perf_counter() - started
     if isinstance(plan, RecordPlan):
         outcome.report = plan.report
     return outcome
+
+
+def _count(outcome: SeedOutcome, written: tuple[int, int]) -> None:
+    # The server's own count: a record another run added since the existence check is present, not created.
+    created, present = written
+    outcome.created += created
+    outcome.already_present += present
