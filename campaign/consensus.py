@@ -278,6 +278,7 @@ _VOTES_SCHEMA: dict[str, pl.DataType] = {
     "rid": pl.UInt32(),
     "slot": pl.Int64(),
     "voter": pl.String(),
+    "code": pl.UInt32(),
     "value": pl.Float64(),
     "template": pl.String(),
 }
@@ -298,15 +299,25 @@ def _strip(column: str) -> pl.Expr:
 class _Inputs:
     """The records of a consolidation, their slots, and the votes each judged record is decided on."""
 
-    # rid, record_id, prompt_id, round, template, prompt, n_slots, source ('human', 'judge', or null when
-    # dropped), reason (why it was dropped before any decision), annotators, n_annotators
+    # rid, record_id, prompt_id, round, template, prompt, n_slots, first_slot, source ('human', 'judge', or
+    # null when dropped), reason (why it was dropped before any decision), annotators, n_annotators
     records: pl.DataFrame
     slots: pl.DataFrame  # rid, slot, response, model
-    votes: pl.DataFrame  # rid, slot, voter, value, template, known, for judged records only
+    votes: pl.DataFrame  # rid, slot, voter, code, value, template, known, for judged records only
+    # True when the records are rows 0..N-1 by rid and the slots of record `rid` are numbered 1..n at rows
+    # first_slot..first_slot+n-1 of `slots`: lookups by (rid, slot) are then positions, not joins.
+    dense: bool
 
 
-def _record_tables(records: pl.DataFrame, rounds: Iterable[int] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One row per record (fields of its first slot) and one row per (record, slot) (the last row wins)."""
+# Above this many (record, voter) cells the dense per-record arrays give way to group-bys.
+_DENSE_CELLS = 1 << 26
+
+
+def _record_tables(
+    records: pl.DataFrame, rounds: Iterable[int] | None
+) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
+    """One row per record (fields of its first slot), one row per (record, slot) (the last row wins),
+    and whether the slots are densely numbered (see `_Inputs.dense`)."""
     _require(records, REQUIRED_RECORD_COLUMNS, "records")
     frame = records.select(REQUIRED_RECORD_COLUMNS)
     if rounds is not None:
@@ -315,19 +326,36 @@ def _record_tables(records: pl.DataFrame, rounds: Iterable[int] | None) -> tuple
     frame = frame.sort(["record_id", "slot"], maintain_order=True).with_columns(
         rid=pl.col("record_id").rle_id()
     )
-    recs = frame.filter(pl.col("rid").is_first_distinct()).select(
+    rid, slot = pl.col("rid"), pl.col("slot")
+    new_record = (rid != rid.shift(1)).fill_null(True)
+    recs = frame.filter(new_record).select(
         "rid", "record_id", "prompt_id", "round", "template", pl.col("prompt").fill_null("")
     )
     bad = recs.filter(~pl.col("template").is_in(TEMPLATES).fill_null(False))
     if bad.height:
-        rid, template = bad.select("record_id", "template").row(0)
-        msg = f"Record {rid} has unknown template {template!r}; expected one of {', '.join(TEMPLATES)}."
+        record_id, template = bad.select("record_id", "template").row(0)
+        msg = f"Record {record_id} has unknown template {template!r}; expected one of {', '.join(TEMPLATES)}."
         raise InputError(msg)
-    slots = frame.select(
-        "rid", pl.col("slot").fill_null(1), pl.col("response").fill_null(""), "model"
-    ).filter(pl.struct("rid", "slot").is_last_distinct())
-    counts = slots.group_by("rid").agg(n_slots=pl.len().cast(pl.Int64))
-    return recs.join(counts, on="rid", how="left"), slots
+    slots = frame.select("rid", slot.fill_null(1), pl.col("response").fill_null(""), "model")
+    # Sorted by slot within a record, equal (rid, slot) rows are neighbours unless a null slot (read as 1)
+    # comes before a slot below 1; only then does the last distinct row need hashing.
+    ordered = slots.select((new_record | (slot >= slot.shift(1))).fill_null(True).all()).item()
+    if ordered:
+        slots = slots.filter(((rid != rid.shift(-1)) | (slot != slot.shift(-1))).fill_null(True))
+    else:
+        slots = slots.filter(pl.struct("rid", "slot").is_last_distinct())
+    starts = slots.select(rid.rle().struct.field("len").cast(pl.Int64).alias("n_slots"))
+    recs = recs.with_columns(
+        n_slots=starts.get_column("n_slots"),
+        first_slot=starts.get_column("n_slots").cum_sum().shift(1, fill_value=0),
+    )
+    dense = bool(
+        ordered
+        and slots.select(
+            pl.when(new_record).then(slot == 1).otherwise(slot == slot.shift(1) + 1).all()
+        ).item()
+    )
+    return recs, slots, dense
 
 
 def _number(value: Any) -> float | None:
@@ -354,20 +382,30 @@ def _mapped(column: str, values: list[Any], parse: Any, dtype: pl.DataType) -> p
 
 
 def _collect(
-    frame: pl.DataFrame, recs: pl.DataFrame, who: str, *, exclude: set[str] | None = None
-) -> pl.DataFrame:
-    """rid, slot, voter, value, template: the last valid vote of each voter on each slot of the records in `recs`."""
-    if frame.height == 0:
-        return pl.DataFrame(schema=_VOTES_SCHEMA)
+    frame: pl.DataFrame, recs: pl.DataFrame, who: str, *, exclude: set[str] | None = None, first_code: int = 0
+) -> tuple[pl.DataFrame, list[str]]:
+    """The last valid vote of each voter on each slot of the records in `recs`, and the voters.
+
+    Votes have the columns rid, slot, voter, code, value, template; `code` is `first_code` plus the
+    voter's position in the returned (sorted) list of voters.
+    """
+    ids = recs.get_column("record_id")
+    known_ids = ids.drop_nulls()
+    if frame.height == 0 or known_ids.len() == 0:
+        return pl.DataFrame(schema=_VOTES_SCHEMA), []
     rows = frame
     if who == "annotator":
         rows = rows.filter(pl.col("status") == "submitted")
         if exclude:
             rows = rows.filter(~pl.col("annotator").is_in(sorted(exclude)))
     voter = pl.col(who) if who in rows.columns else pl.lit(None, dtype=pl.String())
-    rows = rows.select("record_id", "question", "slot", "value", voter.alias("who")).join(
-        recs.select("record_id", "rid", "template"), on="record_id", how="inner"
-    )
+    # rid is the position of the record id among the sorted ids (a null id, if any, sorts first): an enum
+    # cast finds it without joining on the string ids; votes on unknown records get none and are dropped.
+    rid = pl.col("record_id").cast(pl.Enum(known_ids), strict=False).to_physical().cast(pl.UInt32)
+    rows = rows.select(
+        "question", "slot", "value", voter.alias("who"), rid=rid + (ids.len() - known_ids.len())
+    ).drop_nulls("rid")
+    rows = rows.with_columns(template=recs.get_column("template").gather(rows.get_column("rid")))
     template, question = pl.col("template"), pl.col("question").fill_null("")
     rating_question = (template == "rating") & question.str.starts_with("rating_")
     numbered = rows.filter(rating_question & pl.col("slot").is_null()).get_column("question").unique()
@@ -394,20 +432,71 @@ def _collect(
         .then(pl.lit("judge"))
         .otherwise(pl.col("who")),
     ).filter(pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
-    keys = ["rid", "eff_slot", "voter"]
-    if rows.select(pl.struct(keys).is_duplicated().any()).item():
+    names = rows.get_column("voter").unique().sort().to_list()
+    code = pl.col("voter").cast(pl.Enum(names)).to_physical().cast(pl.UInt32) + first_code
+    rows = rows.with_columns(code=code)
+    if _has_duplicates(rows, len(names), first_code):
         # A voter answered one slot twice: the last in (record, question, slot, voter) order wins.
         rows = rows.sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
-        rows = rows.unique(keys, keep="last", maintain_order=True)
-    return rows.select("rid", slot="eff_slot", voter="voter", value="parsed", template="template")
+        rows = rows.unique(["rid", "eff_slot", "voter"], keep="last", maintain_order=True)
+    votes = rows.select("rid", slot="eff_slot", voter="voter", code="code", value="parsed", template="template")
+    return votes, names
 
 
-def _voter_lists(votes: pl.DataFrame, prefix: str) -> pl.DataFrame:
-    """rid, <prefix>_annotators (sorted distinct voters), <prefix>_n."""
-    distinct = votes.select("rid", "voter").unique().sort("rid", "voter")
-    return distinct.group_by("rid", maintain_order=True).agg(
-        pl.col("voter").alias(f"{prefix}_annotators"), pl.len().cast(pl.Int64).alias(f"{prefix}_n")
+def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int) -> bool:
+    """Whether some voter has two votes on one (rid, eff_slot)."""
+    if rows.height == 0:
+        return False
+    low, high = rows.select(low=pl.col("eff_slot").min(), high=pl.col("eff_slot").max()).row(0)
+    if (high - low + 1) * max(n_voters, 1) < 1 << 32:
+        # One integer key per vote: counting distinct integers is much cheaper than hashing structs.
+        key = (
+            pl.col("rid").cast(pl.UInt64) * (1 << 32)
+            + (pl.col("eff_slot") - low).cast(pl.UInt64) * n_voters
+            + (pl.col("code") - first_code).cast(pl.UInt64)
+        )
+        return bool(rows.select(key.n_unique()).item() < rows.height)
+    return bool(rows.select(pl.struct("rid", "eff_slot", "voter").is_duplicated().any()).item())
+
+
+def _voter_lists(
+    votes: pl.DataFrame, names: list[str], first_code: int, n_records: int, prefix: str
+) -> pl.DataFrame:
+    """<prefix>_annotators (sorted distinct voters, null for none) and <prefix>_n, one row per rid 0..N-1."""
+    lists, counts = f"{prefix}_annotators", f"{prefix}_n"
+    if votes.height == 0 or not names:
+        return pl.select(
+            pl.repeat(None, n_records, dtype=pl.List(pl.String())).alias(lists),
+            pl.repeat(0, n_records, dtype=pl.Int64()).alias(counts),
+        )
+    if n_records * len(names) > _DENSE_CELLS:
+        distinct = votes.select("rid", "voter").unique().sort("rid", "voter")
+        grouped = distinct.group_by("rid", maintain_order=True).agg(
+            pl.col("voter").alias(lists), pl.len().cast(pl.Int64).alias(counts)
+        )
+        return (
+            pl.DataFrame({"rid": pl.int_range(n_records, dtype=pl.UInt32(), eager=True)})
+            .join(grouped, on="rid", how="left")
+            .select(lists, pl.col(counts).fill_null(0))
+        )
+    import numpy as np
+    import pyarrow as pa
+
+    # Mark each (record, voter) cell once; the marked cells, in order, are every record's sorted voters.
+    width = len(names)
+    cells = votes.get_column("rid").to_numpy().astype(np.int64) * width + (
+        votes.get_column("code").to_numpy().astype(np.int64) - first_code
     )
+    marks = np.zeros(n_records * width, dtype=bool)
+    marks[cells] = True
+    owner, who = np.divmod(np.flatnonzero(marks), width)
+    n = np.bincount(owner, minlength=n_records)
+    offsets = np.zeros(n_records + 1, dtype=np.int64)
+    np.cumsum(n, out=offsets[1:])
+    voters = pl.Series(names, dtype=pl.String()).gather(who).to_arrow().cast(pa.large_string())
+    column = pl.Series(lists, pa.LargeListArray.from_arrays(pa.array(offsets), voters))
+    frame = pl.DataFrame([column, pl.Series(counts, n, dtype=pl.Int64())])
+    return frame.with_columns(pl.when(pl.col(counts) > 0).then(pl.col(lists)).alias(lists))
 
 
 def _prepare(
@@ -419,13 +508,13 @@ def _prepare(
     rounds: Iterable[int] | None,
 ) -> _Inputs:
     """Records, their slots, who judges each one (humans, else the judge, else a drop reason) and the votes."""
-    recs, slots = _record_tables(records, rounds)
+    recs, slots, dense = _record_tables(records, rounds)
     _require(responses, REQUIRED_RESPONSE_COLUMNS, "responses")
-    human = _collect(responses, recs, "annotator", exclude=set(policy.exclude_annotators))
-    judge = pl.DataFrame(schema=_VOTES_SCHEMA)
+    human, human_names = _collect(responses, recs, "annotator", exclude=set(policy.exclude_annotators))
+    judge, judge_names = pl.DataFrame(schema=_VOTES_SCHEMA), []
     if policy.judge_fallback and suggestions is not None:
         _require(suggestions, REQUIRED_SUGGESTION_COLUMNS, "suggestions")
-        judge = _collect(suggestions, recs, "agent")
+        judge, judge_names = _collect(suggestions, recs, "agent", first_code=len(human_names))
     need = pl.lit(resolve_min_annotators(policy, min_submitted))
     if policy.binary.min_votes is not None:
         need = pl.when(pl.col("template") == "binary").then(pl.lit(policy.binary.min_votes)).otherwise(need)
@@ -445,8 +534,14 @@ def _prepare(
         .otherwise(pl.lit(None, dtype=pl.String()))
     )
     recs = (
-        recs.join(_voter_lists(human, "human"), on="rid", how="left")
-        .join(_voter_lists(judge, "judge"), on="rid", how="left")
+        pl.concat(
+            [
+                recs,
+                _voter_lists(human, human_names, 0, recs.height, "human"),
+                _voter_lists(judge, judge_names, len(human_names), recs.height, "judge"),
+            ],
+            how="horizontal",
+        )
         .with_columns(reason=reason, source=source)
         .with_columns(
             reason=pl.when(pl.col("source").is_null()).then(pl.col("reason")),
@@ -458,26 +553,21 @@ def _prepare(
         .with_columns(n_annotators=pl.col("annotators").list.len().cast(pl.Int64))
         .drop("human_annotators", "human_n", "judge_annotators", "judge_n")
     )
+    sources = recs.get_column("source")
     votes = pl.concat(
         [
-            votes.join(recs.filter(pl.col("source") == name).select("rid"), on="rid", how="semi")
+            votes.filter(sources.gather(votes.get_column("rid")) == name)
             for name, votes in (("human", human), ("judge", judge))
         ]
     )
-    return _Inputs(recs, slots, _with_known(votes, slots))
+    return _Inputs(recs, slots, _with_known(votes, recs, slots, dense), dense)
 
 
-def _with_known(votes: pl.DataFrame, slots: pl.DataFrame) -> pl.DataFrame:
+def _with_known(votes: pl.DataFrame, recs: pl.DataFrame, slots: pl.DataFrame, dense: bool) -> pl.DataFrame:
     """`votes` plus `known`: whether the voted slot is one of the record's responses (pairs use only those)."""
-    spans = slots.group_by("rid").agg(n=pl.len(), low=pl.col("slot").min(), high=pl.col("slot").max())
-    spans = spans.sort("rid")
-    numbered = (
-        (pl.col("low") == 1) & (pl.col("high") == pl.col("n")) & (pl.col("rid") == pl.int_range(pl.len()))
-    )
-    if spans.select(numbered.all()).item():
-        # Every record's slots are 1..n and rids are 0..N-1: a positional lookup replaces a join.
-        n = spans.get_column("n").gather(votes.get_column("rid"))
-        return votes.with_columns(known=pl.col("slot").is_between(1, n.cast(pl.Int64)))
+    if dense:
+        n = recs.get_column("n_slots").gather(votes.get_column("rid"))
+        return votes.with_columns(known=pl.col("slot").is_between(1, n))
     known = slots.select("rid", "slot", known=pl.lit(True))
     return votes.join(known, on=["rid", "slot"], how="left").with_columns(pl.col("known").fill_null(False))
 
@@ -659,13 +749,23 @@ def _finish(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: li
 
 def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) -> pl.DataFrame:
     """`frame` (by rid) with the record's fields and, per (slot column, prefix), that slot's text/model."""
-    frame = frame.join(inputs.records, on="rid", how="left")
+    recs = inputs.records
+    rid = frame.get_column("rid")
+    # Records are rows 0..N-1 by rid: their fields are gathered by position (frame's own columns win).
+    frame = frame.with_columns(recs.get_column(c).gather(rid) for c in recs.columns if c not in frame.columns)
     for column, prefix in slots:
-        frame = frame.join(
-            inputs.slots.rename({"slot": column, "response": f"{prefix}text", "model": f"{prefix}model"}),
-            on=["rid", column],
-            how="left",
-        )
+        names = {"response": f"{prefix}text", "model": f"{prefix}model"}
+        if inputs.dense:
+            first, n = recs.get_column("first_slot").gather(rid), recs.get_column("n_slots").gather(rid)
+            slot = frame.get_column(column)
+            row = pl.select(
+                pl.when(slot.is_between(1, n)).then(first + slot - 1).cast(pl.Int64).alias("row")
+            ).to_series()
+            frame = frame.with_columns(inputs.slots.get_column(c).gather(row).alias(a) for c, a in names.items())
+        else:
+            frame = frame.join(
+                inputs.slots.rename({"slot": column, **names}), on=["rid", column], how="left"
+            )
     return frame
 
 
