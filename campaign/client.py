@@ -73,6 +73,7 @@ class ArgillaClient:
         self._session: requests.Session | None = None
         self._sdk: rg.Argilla | None = None
         self._extensions: bool | None = None  # does the server have campaign's read endpoints?
+        self._create_bulk_missing = False  # a server with the read endpoints but without create-bulk
 
     def __repr__(self) -> str:  # never show the key
         return f"ArgillaClient({self.api_url!r})"
@@ -379,18 +380,23 @@ class ArgillaClient:
 
     def _create_bulk(self, dataset_id: str, chunk: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The local server's create-only bulk answer, or None when the stock endpoint must do it."""
-        if self._extensions is False:
+        if self._extensions is False or self._create_bulk_missing:
             return None
+        path = f"/campaign/datasets/{dataset_id}/records/create-bulk"
         try:
             # Idempotent: the endpoint skips external ids that exist, so a retried batch adds nothing twice.
-            answer = self._extension(
-                "POST", f"/datasets/{dataset_id}/records/create-bulk", idempotent=True, json={"items": chunk}
-            )
+            answer = self.request("POST", path, idempotent=True, json={"items": chunk})
+        except NotFound as exc:
+            if "Dataset" in str(exc):
+                raise
+            # A stock server, or a local one from before this endpoint: its other extensions may exist.
+            self._create_bulk_missing = True
+            return None
         except Conflict as exc:
             if FAST_PATH_UNAVAILABLE not in str(exc):
                 raise
             return None
-        return None if answer is None else dict(answer)
+        return dict(answer)
 
     def _extension(self, method: str, path: str, **kwargs: Any) -> Any | None:
         """Call one of the local server's /campaign/ endpoints; None when the server has none."""

@@ -552,6 +552,27 @@ def test_other_servers_fall_back_to_the_stock_endpoint(
     assert len(records(local_server, dataset_id)) == 5
 
 
+def test_a_server_without_the_endpoint_keeps_its_other_extensions(
+    local_server: RunningServer, owner: ArgillaClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from campaign.errors import NotFound
+
+    dataset_id = new_dataset(owner, "rating")
+    client = ArgillaClient(local_server.api_url, local_server.api_key)
+    original = client.request
+
+    def older_server(method: str, path: str, **kwargs: Any) -> Any:
+        if path.endswith("/create-bulk"):
+            raise NotFound(f"Not found on {local_server.api_url}: {path} (Not Found).")
+        return original(method, path, **kwargs)
+
+    monkeypatch.setattr(client, "request", older_server)
+    items = rest_items(client, dataset_id, "rating", rows(5))
+    assert client.create_records(dataset_id, items) == (5, 0)
+    assert client.record_fingerprints(dataset_id) is not None  # the sync endpoints are still used
+    assert client._extensions is True
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------------------
 
 

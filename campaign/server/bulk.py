@@ -80,14 +80,7 @@ async def create_records_bulk(
         ],
     )
     await authorize(current_user, DatasetPolicy.upsert_records(dataset))
-    items = records_bulk_upsert.items
-    existing = await fetch_records_by_external_ids_as_dict(db, dataset, [item.external_id for item in items])
-    for idx, item in enumerate(items):
-        try:
-            await RecordUpsertValidator.validate(item, dataset, existing.get(item.external_id))
-        except Exception as ex:
-            raise UnprocessableEntityError(f"Record at position {idx} is not valid because {ex}") from ex
-
+    # Declining is cheap, and comes before validation: the stock endpoint will validate the batch anyway.
     reason = await _unsupported(db, dataset, records_bulk_upsert)
     if reason is not None:
         return JSONResponse(
@@ -96,6 +89,14 @@ async def create_records_bulk(
                 "detail": {"code": FAST_PATH_UNAVAILABLE, "message": f"{UNAVAILABLE_MESSAGE}: {reason}"}
             },
         )
+
+    items = records_bulk_upsert.items
+    existing = await fetch_records_by_external_ids_as_dict(db, dataset, [item.external_id for item in items])
+    for idx, item in enumerate(items):
+        try:
+            await RecordUpsertValidator.validate(item, dataset, existing.get(item.external_id))
+        except Exception as ex:
+            raise UnprocessableEntityError(f"Record at position {idx} is not valid because {ex}") from ex
 
     batch = _new_rows(dataset, [item for item in items if item.external_id not in existing])
     created = await _insert(db, batch)
