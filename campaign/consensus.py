@@ -480,7 +480,6 @@ def _voter_lists(
             .select(lists, pl.col(counts).fill_null(0))
         )
     import numpy as np
-    import pyarrow as pa
 
     # Mark each (record, voter) cell once; the marked cells, in order, are every record's sorted voters.
     width = len(names)
@@ -490,13 +489,15 @@ def _voter_lists(
     marks = np.zeros(n_records * width, dtype=bool)
     marks[cells] = True
     owner, who = np.divmod(np.flatnonzero(marks), width)
-    n = np.bincount(owner, minlength=n_records)
-    offsets = np.zeros(n_records + 1, dtype=np.int64)
-    np.cumsum(n, out=offsets[1:])
-    voters = pl.Series(names, dtype=pl.String()).gather(who).to_arrow().cast(pa.large_string())
-    column = pl.Series(lists, pa.LargeListArray.from_arrays(pa.array(offsets), voters))
-    frame = pl.DataFrame([column, pl.Series(counts, n, dtype=pl.Int64())])
-    return frame.with_columns(pl.when(pl.col(counts) > 0).then(pl.col(lists)).alias(lists))
+    voters = pl.DataFrame(
+        {"rid": pl.Series(owner, dtype=pl.UInt32()), lists: pl.Series(names, dtype=pl.String()).gather(who)}
+    ).with_columns(pl.col("rid").set_sorted())
+    grouped = voters.group_by("rid", maintain_order=True).agg(pl.col(lists))
+    n = pl.Series(counts, np.bincount(owner, minlength=n_records), dtype=pl.Int64())
+    if grouped.height == n_records:  # every record has a voter: rows are already rids 0..N-1
+        return pl.DataFrame([grouped.get_column(lists), n])
+    full = pl.DataFrame({"rid": pl.int_range(n_records, dtype=pl.UInt32(), eager=True)})
+    return full.join(grouped, on="rid", how="left").select(lists).with_columns(n)
 
 
 def _prepare(
@@ -609,6 +610,98 @@ def _gate(agreement: pl.Expr, policy: ConsensusPolicy) -> pl.Expr:
     return agreement.fill_null(policy.agreement_gate) < policy.agreement_gate
 
 
+def _slot_rows(inputs: _Inputs, votes: pl.DataFrame) -> Any:
+    """The row of `inputs.slots` each (known) vote is on, when `inputs.dense`."""
+    first = inputs.records.get_column("first_slot").to_numpy()
+    return first[votes.get_column("rid").to_numpy()] + votes.get_column("slot").to_numpy() - 1
+
+
+def _exact(votes: pl.DataFrame, column: str) -> bool:
+    """Whether every vote is integral and small, so that sums are exact in any order (see _aggregated)."""
+    value = pl.col(column)
+    return votes.height == 0 or not votes.select(
+        ((value.round(0) != value) | (value.abs() >= _EXACT_LIMIT)).any()
+    ).item()
+
+
+def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any) -> pl.DataFrame:
+    """n, chosen, rejected, chosen_score, rejected_score, margin per rid 0..N-1 (n = 0 without scores).
+
+    `votes` hold known votes with the value to average in `agg`; `flip` (per rid) says that a lower
+    mean is better (mean rank). Same choices as sorting by (key desc, slot) in `_scored`.
+    """
+    import numpy as np
+
+    n_records, n_slots = inputs.records.height, inputs.slots.height
+    rows = _slot_rows(inputs, votes)
+    counts = np.bincount(rows, minlength=n_slots)
+    totals = np.bincount(rows, weights=votes.get_column("agg").to_numpy(), minlength=n_slots)
+    scored = np.flatnonzero(counts)  # in (rid, slot) order
+    score = totals[scored] / counts[scored]
+    owner = inputs.slots.get_column("rid").to_numpy()[scored].astype(np.int64)
+    key = np.where(flip[owner], -score, score)
+    out = {
+        "n": np.zeros(n_records, dtype=np.int64),
+        "chosen": np.zeros(n_records, dtype=np.int64),
+        "rejected": np.zeros(n_records, dtype=np.int64),
+        "chosen_score": np.zeros(n_records),
+        "rejected_score": np.zeros(n_records),
+        "margin": np.zeros(n_records),
+    }
+    if scored.size:
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        group = np.cumsum(np.r_[True, owner[1:] != owner[:-1]]) - 1
+        high, low = np.maximum.reduceat(key, starts), np.minimum.reduceat(key, starts)
+        position = np.arange(scored.size)
+        # Chosen: highest key, lowest slot; rejected: lowest key, highest slot (rows are in slot order).
+        best = np.minimum.reduceat(np.where(key == high[group], position, scored.size), starts)
+        worst = np.maximum.reduceat(np.where(key == low[group], position, -1), starts)
+        slot = inputs.slots.get_column("slot").to_numpy()[scored]
+        ids = owner[starts]
+        out["n"][ids] = np.diff(np.r_[starts, scored.size])
+        out["chosen"][ids], out["rejected"][ids] = slot[best], slot[worst]
+        out["chosen_score"][ids], out["rejected_score"][ids] = score[best], score[worst]
+        out["margin"][ids] = high - low
+    frame = pl.DataFrame(out)
+    has = pl.col("n") > 0
+    return frame.with_columns(
+        pl.when(has).then(pl.col(c)).alias(c)
+        for c in ("chosen", "rejected", "chosen_score", "rejected_score", "margin")
+    )
+
+
+def _dense_agreement(inputs: _Inputs, better: pl.DataFrame, pairs: pl.DataFrame) -> pl.Series | None:
+    """Pair agreement per rid 0..N-1 from positional arrays, or None when they would be too large."""
+    import numpy as np
+
+    n_records = inputs.records.height
+    width = int(better.get_column("code").max() or 0) + 1 if better.height else 1
+    if n_records * width > _DENSE_CELLS:
+        return None
+    chosen = np.full(n_records, -1, dtype=np.int64)
+    rejected = np.full(n_records, -1, dtype=np.int64)
+    ids = pairs.get_column("rid").to_numpy()
+    chosen[ids] = pairs.get_column("chosen").to_numpy()
+    rejected[ids] = pairs.get_column("rejected").to_numpy()
+    rid = better.get_column("rid").to_numpy().astype(np.int64)
+    slot = better.get_column("slot").to_numpy()
+    cell = rid * width + better.get_column("code").to_numpy()
+    value = better.get_column("better").to_numpy()
+    on_chosen, on_rejected = slot == chosen[rid], slot == rejected[rid]
+    # One vote per (record, slot, voter): each voter's vote on the chosen slot, looked up by cell.
+    chosen_value = np.full(n_records * width, np.nan)
+    chosen_value[cell[on_chosen]] = value[on_chosen]
+    paired = chosen_value[cell[on_rejected]]
+    both = ~np.isnan(paired)
+    owner = rid[on_rejected][both]
+    preferred = paired[both] > value[on_rejected][both]
+    judged = np.bincount(owner, minlength=n_records).astype(np.float64)
+    agree = np.bincount(owner, weights=preferred, minlength=n_records)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = agree / judged
+    return pl.Series("agreement", share).fill_nan(None)
+
+
 def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]) -> pl.DataFrame:
     """Best and worst response of each judged rating or ranking record, or the reason it is dropped.
 
@@ -620,36 +713,59 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     rating = votes.filter(pl.col("template") == "rating").with_columns(better=pl.col("value"))
     ranking = votes.filter(pl.col("template") == "ranking")
     by_voter = ["rid", "voter"]
-    if policy.ranking.method == "borda":
+    borda = policy.ranking.method == "borda"
+    if borda:
         # Borda points: how many responses this annotator ranked strictly worse.
         worse = pl.len().over(by_voter) - pl.col("value").rank("max").over(by_voter)
         ranking = ranking.with_columns(better=worse.cast(pl.Float64))
-        ranking_scores = _aggregated(ranking, "better", "mean").with_columns(key=pl.col("score"))
     else:
         ranking = ranking.with_columns(better=-pl.col("value"))
-        ranking_scores = _aggregated(ranking, "value", "mean").with_columns(key=-pl.col("score"))
-    rating_scores = _aggregated(rating, "value", policy.rating.method).with_columns(key=pl.col("score"))
-    scores = pl.concat([rating_scores, ranking_scores])
-    # Chosen: highest key, then lowest slot; rejected: lowest key, then highest slot.
-    best = (
-        scores.sort(["rid", "key", "slot"], descending=[False, True, False])
-        .group_by("rid", maintain_order=True)
-        .agg(
-            n=pl.len(),
-            chosen=pl.col("slot").first(),
-            rejected=pl.col("slot").last(),
-            chosen_score=pl.col("score").first(),
-            rejected_score=pl.col("score").last(),
-            margin=pl.col("key").first() - pl.col("key").last(),
+    better = pl.concat([rating, ranking])
+    averaged = better.with_columns(
+        agg=pl.col("better") if borda else pl.when(pl.col("template") == "ranking").then(pl.col("value"))
+        .otherwise(pl.col("better"))
+    )
+    dense = inputs.dense and policy.rating.method == "mean" and _exact(averaged, "agg")
+    if dense:
+        flip = (inputs.records.get_column("template") == "ranking").to_numpy() & (not borda)
+        full = _dense_best(inputs, averaged, flip)
+        rid = judged.get_column("rid")
+        decided = pl.concat(
+            [judged.select("rid", "template", "source"), full.select(pl.all().gather(rid))], how="horizontal"
         )
-    )
-    texts = inputs.slots.select("rid", "slot", text=_strip("response"))
-    decided = (
-        judged.select("rid", "template", "source")
-        .join(best, on="rid", how="left")
-        .join(texts, left_on=["rid", "chosen"], right_on=["rid", "slot"], how="left")
-        .join(texts, left_on=["rid", "rejected"], right_on=["rid", "slot"], how="left", suffix="_r")
-    )
+        rows = inputs.records.get_column("first_slot").gather(rid) - 1
+        response = inputs.slots.get_column("response")
+        decided = decided.with_columns(
+            text=response.gather(rows + decided.get_column("chosen")).str.strip_chars(_WHITESPACE),
+            text_r=response.gather(rows + decided.get_column("rejected")).str.strip_chars(_WHITESPACE),
+        )
+    else:
+        if borda:
+            ranking_scores = _aggregated(ranking, "better", "mean").with_columns(key=pl.col("score"))
+        else:
+            ranking_scores = _aggregated(ranking, "value", "mean").with_columns(key=-pl.col("score"))
+        rating_scores = _aggregated(rating, "value", policy.rating.method).with_columns(key=pl.col("score"))
+        scores = pl.concat([rating_scores, ranking_scores])
+        # Chosen: highest key, then lowest slot; rejected: lowest key, then highest slot.
+        best = (
+            scores.sort(["rid", "key", "slot"], descending=[False, True, False])
+            .group_by("rid", maintain_order=True)
+            .agg(
+                n=pl.len(),
+                chosen=pl.col("slot").first(),
+                rejected=pl.col("slot").last(),
+                chosen_score=pl.col("score").first(),
+                rejected_score=pl.col("score").last(),
+                margin=pl.col("key").first() - pl.col("key").last(),
+            )
+        )
+        texts = inputs.slots.select("rid", "slot", text=_strip("response"))
+        decided = (
+            judged.select("rid", "template", "source")
+            .join(best, on="rid", how="left")
+            .join(texts, left_on=["rid", "chosen"], right_on=["rid", "slot"], how="left")
+            .join(texts, left_on=["rid", "rejected"], right_on=["rid", "slot"], how="left", suffix="_r")
+        )
     min_margin = (
         pl.when(pl.col("template") == "rating")
         .then(pl.lit(policy.rating.min_margin))
@@ -669,19 +785,23 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     decided = decided.with_columns(reason=reason)
     # Pair agreement: share of annotators who judged both responses and strictly preferred the chosen one.
     pairs = decided.filter(pl.col("reason").is_null() & (pl.col("source") == "human"))
-    better = pl.concat([rating, ranking]).select("rid", "slot", "voter", "better")
-    both = better.join(pairs.select("rid", slot="chosen"), on=["rid", "slot"], how="semi").join(
-        better.join(pairs.select("rid", slot="rejected"), on=["rid", "slot"], how="semi"),
-        on=["rid", "voter"],
-        how="inner",
-        suffix="_r",
-    )
-    agreement = both.group_by("rid").agg(
-        agreement=(pl.col("better") > pl.col("better_r")).sum().cast(pl.Float64) / pl.len().cast(pl.Float64)
-    )
-    decided = decided.join(agreement, on="rid", how="left").with_columns(
-        agreement=pl.when(pl.col("source") == "human").then(pl.col("agreement"))
-    )
+    shares = _dense_agreement(inputs, better, pairs) if dense else None
+    if shares is not None:
+        decided = decided.with_columns(agreement=shares.gather(decided.get_column("rid")))
+    else:
+        better = better.select("rid", "slot", "voter", "better")
+        both = better.join(pairs.select("rid", slot="chosen"), on=["rid", "slot"], how="semi").join(
+            better.join(pairs.select("rid", slot="rejected"), on=["rid", "slot"], how="semi"),
+            on=["rid", "voter"],
+            how="inner",
+            suffix="_r",
+        )
+        agreement = both.group_by("rid").agg(
+            agreement=(pl.col("better") > pl.col("better_r")).sum().cast(pl.Float64)
+            / pl.len().cast(pl.Float64)
+        )
+        decided = decided.join(agreement, on="rid", how="left")
+    decided = decided.with_columns(agreement=pl.when(pl.col("source") == "human").then(pl.col("agreement")))
     low = pl.col("reason").is_null() & _gate(pl.col("agreement"), policy)
     return decided.with_columns(
         reason=pl.when(low).then(pl.lit(LOW_AGREEMENT)).otherwise(pl.col("reason"))
@@ -693,11 +813,18 @@ def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
 
     Output columns: rid, reason, label, share, agreement.
     """
+    import numpy as np
+
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
-    counts = (
-        inputs.votes.filter((pl.col("template") == "binary") & (pl.col("slot") == 1))
-        .group_by("rid")
-        .agg(good=pl.col("value").sum(), n=pl.len().cast(pl.Int64))
+    votes = inputs.votes.filter((pl.col("template") == "binary") & (pl.col("slot") == 1))
+    # Good votes are 1.0 and bad 0.0: per-record sums by position (rids are 0..N-1).
+    rid = votes.get_column("rid").to_numpy()
+    size = inputs.records.height
+    counts = pl.DataFrame(
+        {
+            "good": np.bincount(rid, weights=votes.get_column("value").to_numpy(), minlength=size),
+            "n": np.bincount(rid, minlength=size).astype(np.int64),
+        }
     )
     good, n = pl.col("good"), pl.col("n")
     unanimous = policy.binary.method == "unanimous"
@@ -711,9 +838,10 @@ def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
         .otherwise(pl.lit(None, dtype=pl.String()))
     )
     decided = (
-        judged.select("rid", "source")
-        .join(counts, on="rid", how="left")
-        .with_columns(good.fill_null(0.0), n.fill_null(0))
+        pl.concat(
+            [judged.select("rid", "source"), counts.select(pl.all().gather(judged.get_column("rid")))],
+            how="horizontal",
+        )
         .with_columns(reason=reason, label=good * 2 > n, share=good / n.cast(pl.Float64))
         .with_columns(
             agreement=pl.when(pl.col("source") == "human").then(
@@ -926,19 +1054,23 @@ def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataF
     judged = inputs.records.filter((pl.col("template") == "rating") & pl.col("source").is_not_null())
     votes = inputs.votes.filter(pl.col("template") == "rating")
     high, low = policy.kto.desirable_min, policy.kto.undesirable_max
-    stats = _aggregated(
-        votes,
-        "value",
-        policy.rating.method,
-        pl.len().cast(pl.Float64).alias("n"),
-        (pl.col("value") >= high).sum().cast(pl.Float64).alias("n_high"),
-        (pl.col("value") <= low).sum().cast(pl.Float64).alias("n_low"),
-    )
+    if inputs.dense and policy.rating.method == "mean" and _exact(votes, "value"):
+        frame = _dense_rating_stats(inputs, votes.filter(pl.col("known")), judged, high, low)
+    else:
+        stats = _aggregated(
+            votes,
+            "value",
+            policy.rating.method,
+            pl.len().cast(pl.Float64).alias("n"),
+            (pl.col("value") >= high).sum().cast(pl.Float64).alias("n_high"),
+            (pl.col("value") <= low).sum().cast(pl.Float64).alias("n_low"),
+        )
+        frame = inputs.slots.join(judged.select("rid"), on="rid", how="semi").join(
+            stats, on=["rid", "slot"], how="left"
+        )
     score = pl.col("score")
     frame = (
-        inputs.slots.join(judged.select("rid"), on="rid", how="semi")
-        .join(stats, on=["rid", "slot"], how="left")
-        .with_columns(
+        frame.with_columns(
             label=pl.when(score >= high).then(pl.lit(True)).when(score <= low).then(pl.lit(False)),
         )
         .with_columns(
@@ -946,7 +1078,7 @@ def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataF
             .then(pl.col("n_high") / pl.col("n"))
             .otherwise(pl.col("n_low") / pl.col("n")),
         )
-        .join(inputs.records.select("rid", "source"), on="rid", how="left")
+        .with_columns(source=inputs.records.get_column("source").gather(frame.get_column("rid")))
         .with_columns(agreement=pl.when(pl.col("source") == "human").then(pl.col("agreement")))
     )
     reason = (
@@ -967,6 +1099,36 @@ def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataF
         ("slot", ""),
     ).with_columns(completion="text")
     return rows, frame.select("reason", weight=pl.lit(1))
+
+
+def _dense_rating_stats(
+    inputs: _Inputs, votes: pl.DataFrame, judged: pl.DataFrame, high: float, low: float
+) -> pl.DataFrame:
+    """The slots of the judged records with n, score (mean), n_high and n_low of their known votes."""
+    import numpy as np
+
+    size = inputs.slots.height
+    rows = _slot_rows(inputs, votes)
+    value = votes.get_column("value").to_numpy()
+    n = np.bincount(rows, minlength=size).astype(np.float64)
+    total = np.bincount(rows, weights=value, minlength=size)
+    stats = pl.DataFrame(
+        {
+            "score": total,
+            "n": n,
+            "n_high": np.bincount(rows, weights=value >= high, minlength=size),
+            "n_low": np.bincount(rows, weights=value <= low, minlength=size),
+        }
+    )
+    rated = pl.col("n") > 0
+    stats = stats.with_columns(
+        pl.when(rated).then(pl.col("score") / pl.col("n")).alias("score"),
+        *(pl.when(rated).then(pl.col(c)).alias(c) for c in ("n", "n_high", "n_low")),
+    )
+    chosen = np.zeros(inputs.records.height, dtype=bool)
+    chosen[judged.get_column("rid").to_numpy()] = True
+    keep = pl.Series(chosen[inputs.slots.get_column("rid").to_numpy()])
+    return pl.concat([inputs.slots, stats], how="horizontal").filter(keep)
 
 
 CONSOLIDATIONS = {"pairs": _pairs, "unpaired": _unpaired}

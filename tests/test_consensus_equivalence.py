@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from unittest.mock import patch
 
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -680,3 +682,39 @@ def test_unknown_template_is_reported_like_before() -> None:
             messages.append(str(exc))
     assert len(messages) == 2
     assert messages[0] == messages[1]
+
+
+@contextmanager
+def _general_paths() -> Iterator[None]:
+    """The consensus without its positional shortcuts, as for records whose slots are not numbered 1..n."""
+    from campaign import consensus
+
+    record_tables = consensus._record_tables
+
+    def not_dense(records: pl.DataFrame, rounds: Any) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
+        recs, slots, _ = record_tables(records, rounds)
+        return recs, slots, False
+
+    with patch.object(consensus, "_record_tables", not_dense), patch.object(consensus, "_DENSE_CELLS", 0):
+        yield
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snapshots(),
+    policies,
+    st.sampled_from([None, 1, 2, 3]),
+    st.sampled_from([None, [1], [2, 3]]),
+)
+def test_general_paths_match_the_loops(
+    tables: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    policy: ConsensusPolicy,
+    min_submitted: int | None,
+    rounds: list[int] | None,
+) -> None:
+    records, responses, suggestions = tables
+    args: dict[str, Any] = {"policy": policy, "min_submitted": min_submitted, "rounds": rounds}
+    with _general_paths():
+        both = consolidate(records, responses, suggestions, **args)
+    for reference, kind in ((reference_pairs, "pairs"), (reference_unpaired, "unpaired")):
+        assert _canonical(both[kind]) == _canonical(reference(records, responses, suggestions, **args))
