@@ -280,7 +280,7 @@ _VOTES_SCHEMA: dict[str, pl.DataType] = {
     "voter": pl.String(),
     "code": pl.UInt32(),
     "value": pl.Float64(),
-    "template": pl.String(),
+    "template": pl.Enum(TEMPLATES),
 }
 
 
@@ -405,11 +405,17 @@ def _collect(
     rows = rows.select(
         "question", "slot", "value", voter.alias("who"), rid=rid + (ids.len() - known_ids.len())
     ).drop_nulls("rid")
-    rows = rows.with_columns(template=recs.get_column("template").gather(rows.get_column("rid")))
-    template, question = pl.col("template"), pl.col("question").fill_null("")
-    rating_question = (template == "rating") & question.str.starts_with("rating_")
-    numbered = rows.filter(rating_question & pl.col("slot").is_null()).get_column("question").unique()
-    suffixes = {q: q.removeprefix("rating_") for q in numbered.to_list()}
+    templates = recs.get_column("template").cast(pl.Enum(TEMPLATES))
+    rows = rows.with_columns(template=templates.gather(rows.get_column("rid")))
+    # Questions and values have few distinct texts: each is read once, then looked up per row.
+    template, kind = pl.col("template"), _mapped(
+        "question", rows.get_column("question").unique().to_list(), _question_kind, pl.Int8()
+    )
+    rating_question = (template == "rating") & (kind == _RATING_QUESTION)
+    suffixes: dict[str, str] = {}
+    if rows.get_column("slot").null_count():
+        numbered = rows.filter(rating_question & pl.col("slot").is_null()).get_column("question").unique()
+        suffixes = {q: q.removeprefix("rating_") for q in numbered.to_list()}
     from_question = _mapped(
         "question",
         list(suffixes),
@@ -417,25 +423,32 @@ def _collect(
         pl.Int64(),
     )
     values = rows.get_column("value").unique().to_list()
+    present = set(templates.unique().drop_nulls().to_list())
+    votes_, numbers = _mapped("value", values, _vote, pl.Float64()), _mapped("value", values, _number, pl.Float64())
+    parsed = (
+        numbers
+        if "binary" not in present
+        else votes_
+        if present == {"binary"}
+        else pl.when(template == "binary").then(votes_).otherwise(numbers)
+    )
+    nameless = pl.col("who").is_null() | (pl.col("who") == "")
+    named = not rows.select(nameless.any()).item()
     rows = rows.with_columns(
         eff_slot=pl.when(rating_question)
         .then(pl.coalesce(pl.col("slot"), from_question))
-        .when((template == "ranking") & (question == "ranking"))
+        .when((template == "ranking") & (kind == _RANKING_QUESTION))
         .then(pl.col("slot"))
-        .when((template == "binary") & (question == "label"))
+        .when((template == "binary") & (kind == _LABEL_QUESTION))
         .then(pl.lit(1, dtype=pl.Int64()))
         .otherwise(pl.lit(None, dtype=pl.Int64())),
-        parsed=pl.when(template == "binary")
-        .then(_mapped("value", values, _vote, pl.Float64()))
-        .otherwise(_mapped("value", values, _number, pl.Float64())),
-        voter=pl.when(pl.col("who").is_null() | (pl.col("who") == ""))
-        .then(pl.lit("judge"))
-        .otherwise(pl.col("who")),
+        parsed=parsed,
+        voter=pl.col("who") if named else pl.when(nameless).then(pl.lit("judge")).otherwise(pl.col("who")),
     ).filter(pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
     names = rows.get_column("voter").unique().sort().to_list()
     code = pl.col("voter").cast(pl.Enum(names)).to_physical().cast(pl.UInt32) + first_code
     rows = rows.with_columns(code=code)
-    if _has_duplicates(rows, len(names), first_code):
+    if _has_duplicates(rows, len(names), first_code, recs.height):
         # A voter answered one slot twice: the last in (record, question, slot, voter) order wins.
         rows = rows.sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
         rows = rows.unique(["rid", "eff_slot", "voter"], keep="last", maintain_order=True)
@@ -443,13 +456,33 @@ def _collect(
     return votes, names
 
 
-def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int) -> bool:
+_RATING_QUESTION, _RANKING_QUESTION, _LABEL_QUESTION = 1, 2, 3
+
+
+def _question_kind(question: str) -> int:
+    """Which template's question this is: rating_<n>, ranking, label, or none (0)."""
+    if question.startswith("rating_"):
+        return _RATING_QUESTION
+    return {"ranking": _RANKING_QUESTION, "label": _LABEL_QUESTION}.get(question, 0)
+
+
+def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_records: int) -> bool:
     """Whether some voter has two votes on one (rid, eff_slot)."""
     if rows.height == 0:
         return False
     low, high = rows.select(low=pl.col("eff_slot").min(), high=pl.col("eff_slot").max()).row(0)
-    if (high - low + 1) * max(n_voters, 1) < 1 << 32:
-        # One integer key per vote: counting distinct integers is much cheaper than hashing structs.
+    width = (high - low + 1) * max(n_voters, 1)
+    if width * n_records <= _DENSE_CELLS:
+        import numpy as np
+
+        # One integer per (record, slot, voter) cell: counting votes per cell is a bincount.
+        cells = (
+            rows.get_column("rid").to_numpy().astype(np.int64) * width
+            + (rows.get_column("eff_slot").to_numpy() - low) * n_voters
+            + (rows.get_column("code").to_numpy().astype(np.int64) - first_code)
+        )
+        return bool(np.bincount(cells).max() > 1)
+    if width < 1 << 32:
         key = (
             pl.col("rid").cast(pl.UInt64) * (1 << 32)
             + (pl.col("eff_slot") - low).cast(pl.UInt64) * n_voters
