@@ -207,6 +207,29 @@ def test_text_search_over_all_fields_requires_every_term(index: SearchIndex) -> 
     assert ids(index, text=TextSearch("lava", field="response_1")) == {rid(0)}
 
 
+def test_text_follows_replaced_and_deleted_records_in_each_dataset(index: SearchIndex) -> None:
+    index.upsert_records([doc(i, texts={"prompt": "volcano", "response_1": f"lava {i}"}) for i in range(3)])
+    index.upsert_records([doc(9, dataset_id="other", texts={"prompt": "volcano", "response_1": "ash"})])
+    index.upsert_records([doc(1, texts={"prompt": "glacier", "response_1": "ice"})])  # replaces record 1
+    index.delete_records([rid(2)])
+
+    assert ids(index, text=TextSearch("volcano")) == {rid(0)}
+    assert ids(index, text=TextSearch("glacier")) == {rid(1)}
+    assert ids(index, text=TextSearch("ice", field="response_1")) == {rid(1)}
+    assert ids(index, text=TextSearch("ice", field="prompt")) == set()
+    assert ids(index, text=TextSearch("lava", field="response_1")) == {rid(0)}
+    assert ids(index, text=TextSearch("ash")) == set()  # the other dataset's record
+    hits, total = index.search("other", text=TextSearch("volcano", field="prompt"))
+    assert ([h[0] for h in hits], total) == ([rid(9)], 1)
+    assert ids(index, text=TextSearch("volcano", field="no_such_field")) == set()
+
+    index.delete_dataset("ds")
+    hits, total = index.search("other", text=TextSearch("volcano"))
+    assert ([h[0] for h in hits], total) == ([rid(9)], 1)
+    assert index.query("SELECT count(*) FROM idx_text_all")[0][0] == 1
+    assert index.query("SELECT count(*) FROM idx_text")[0][0] == 2
+
+
 def test_sort_by_metadata_and_suggestion_with_missing_values_last(index: SearchIndex) -> None:
     index.upsert_records([doc(0, metadata={"round": 2}), doc(1, metadata={}), doc(2, metadata={"round": 5})])
     for direction, expected in (("asc", [rid(0), rid(2), rid(1)]), ("desc", [rid(2), rid(0), rid(1)])):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idx_meta (key TEXT PRIMARY KEY, value TEXT);
@@ -66,11 +66,17 @@ CREATE TABLE IF NOT EXISTS idx_vectors (
     rid INTEGER NOT NULL, dataset_id TEXT NOT NULL, settings_id TEXT NOT NULL, value BLOB NOT NULL,
     PRIMARY KEY (rid, settings_id)
 );
+-- Text: one FTS row per record (rowid = rid) for queries over all fields, and one per (record, field)
+-- (rowid = rid << FIELD_BITS | field_id) for queries over one field. Keeping the keys in the rowid lets
+-- searches and deletes use the FTS index alone, without reading a stored column for every hit.
+CREATE TABLE IF NOT EXISTS idx_fields (
+    field_id INTEGER PRIMARY KEY, dataset_id TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (dataset_id, name)
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS idx_text USING fts5 (
-    content, field UNINDEXED, rid UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+    content, tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS idx_text_all USING fts5 (
-    content, rid UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+    content, tokenize = 'unicode61 remove_diacritics 2'
 );
 -- Counts kept by triggers, so progress and queue sizes cost the same at any dataset size.
 -- kind 'record': records per status (user_id ''); kind 'response': responses per user and status.
@@ -120,6 +126,7 @@ TABLES = (
     "idx_responses",
     "idx_response_values",
     "idx_vectors",
+    "idx_fields",
     "idx_text",
     "idx_text_all",
     "idx_counts",
@@ -127,6 +134,9 @@ TABLES = (
 
 # The field name under which a record's text fields are indexed together, for queries over all fields.
 ALL_FIELDS = "*"
+# idx_text rowids: the record's rid above FIELD_BITS bits of field id.
+FIELD_BITS = 20
+FIELD_MASK = (1 << FIELD_BITS) - 1
 _MAX_RANDOM = 2**62
 
 
@@ -295,6 +305,7 @@ class SearchIndex:
             self._delete_children(conn, rids)
             conn.execute("DELETE FROM idx_records WHERE dataset_id = ?", (dataset_id,))
             conn.execute("DELETE FROM idx_counts WHERE dataset_id = ?", (dataset_id,))
+            conn.execute("DELETE FROM idx_fields WHERE dataset_id = ?", (dataset_id,))
             conn.execute("DELETE FROM idx_datasets WHERE dataset_id = ?", (dataset_id,))
 
     def dataset_ids(self) -> set[str]:
@@ -335,8 +346,9 @@ class SearchIndex:
                 ],
             )
             rids = self._rids(conn, [doc.record_id for doc in docs])
-            text_rows: list[tuple[str, str, int]] = []
-            all_text_rows: list[tuple[str, int]] = []
+            field_ids = self._field_ids(conn, {(d.dataset_id, name) for d in docs for name in d.texts})
+            text_rows: list[tuple[int, str]] = []
+            all_text_rows: list[tuple[int, str]] = []
             meta_rows: list[tuple[Any, ...]] = []
             sugg_rows: list[tuple[Any, ...]] = []
             resp_rows: list[tuple[Any, ...]] = []
@@ -345,9 +357,12 @@ class SearchIndex:
             for doc in docs:
                 rid = rids[doc.record_id]
                 texts = {name: text for name, text in doc.texts.items() if text}
-                text_rows.extend((text, name, rid) for name, text in texts.items())
+                text_rows.extend(
+                    (rid << FIELD_BITS | field_ids[doc.dataset_id, name], text)
+                    for name, text in texts.items()
+                )
                 if texts:
-                    all_text_rows.append(("\n".join(texts.values()), rid))
+                    all_text_rows.append((rid, "\n".join(texts.values())))
                 for name, value in doc.metadata.items():
                     meta_rows.extend((rid, doc.dataset_id, name, v.vtext, v.vnum) for v in value_rows(value))
                 for s in doc.suggestions:
@@ -356,8 +371,8 @@ class SearchIndex:
                     resp_rows.append((r.response_id, rid, doc.dataset_id, r.user_id, r.status))
                     value_rows_.extend(self._response_value_rows(rid, r))
                 vector_rows.extend((rid, doc.dataset_id, sid, blob) for sid, blob in doc.vectors.items())
-            conn.executemany("INSERT INTO idx_text (content, field, rid) VALUES (?, ?, ?)", text_rows)
-            conn.executemany("INSERT INTO idx_text_all (content, rid) VALUES (?, ?)", all_text_rows)
+            conn.executemany("INSERT INTO idx_text (rowid, content) VALUES (?, ?)", text_rows)
+            conn.executemany("INSERT INTO idx_text_all (rowid, content) VALUES (?, ?)", all_text_rows)
             conn.executemany("INSERT INTO idx_metadata VALUES (?, ?, ?, ?, ?)", meta_rows)
             conn.executemany("INSERT INTO idx_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sugg_rows)
             conn.executemany(UPSERT_RESPONSE, resp_rows)
@@ -455,10 +470,11 @@ class SearchIndex:
             match = text.match_expression()
             if match is None:
                 return [], 0
-            # One FTS row per (record, field), so the join yields each record at most once.
-            source = f"idx_records r JOIN ({text.hits_sql()}) h ON h.hit_rid = r.rid"
+            # One FTS row per record, or per (record, field) for one field: each record joins at most once.
+            # The text index drives the search: CROSS JOIN keeps SQLite from scanning the records instead.
+            source = f"({text.hits_sql()}) h CROSS JOIN idx_records r ON r.rid = h.hit_rid"
             score_sql = "h.hit_score"
-            join_params = text.hits_params(match)
+            join_params = text.hits_params(match, dataset_id)
         if where is not None:
             clauses.append(where.sql)
             params.extend(where.params)
@@ -602,7 +618,7 @@ class SearchIndex:
             if match is None:
                 return [], []
             clauses.append(f"r.rid IN (SELECT hit_rid FROM ({text.hits_sql()}))")
-            params.extend(text.hits_params(match))
+            params.extend(text.hits_params(match, dataset_id))
         if where is not None:
             clauses.append(where.sql)
             params.extend(where.params)
@@ -629,20 +645,37 @@ class SearchIndex:
         return found
 
     @staticmethod
+    def _field_ids(conn: sqlite3.Connection, names: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The id of every (dataset, field name), registering new ones."""
+        conn.executemany("INSERT OR IGNORE INTO idx_fields (dataset_id, name) VALUES (?, ?)", sorted(names))
+        ids: dict[tuple[str, str], int] = {}
+        for dataset_id, name in names:
+            row = conn.execute(
+                "SELECT field_id FROM idx_fields WHERE dataset_id = ? AND name = ?", (dataset_id, name)
+            ).fetchone()
+            if row[0] > FIELD_MASK:
+                raise RuntimeError(f"the search index has run out of field ids ({FIELD_MASK}); rebuild it")
+            ids[dataset_id, name] = int(row[0])
+        return ids
+
+    @staticmethod
     def _delete_children(conn: sqlite3.Connection, rids: list[int]) -> None:
         for start in range(0, len(rids), 500):
             chunk = rids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for table in (
-                "idx_text_all",
                 "idx_metadata",
                 "idx_suggestions",
                 "idx_responses",
                 "idx_response_values",
                 "idx_vectors",
-                "idx_text",
             ):
                 conn.execute(f"DELETE FROM {table} WHERE rid IN ({marks})", chunk)
+            conn.execute(f"DELETE FROM idx_text_all WHERE rowid IN ({marks})", chunk)
+        conn.executemany(
+            "DELETE FROM idx_text WHERE rowid BETWEEN ? AND ?",
+            [(rid << FIELD_BITS, rid << FIELD_BITS | FIELD_MASK) for rid in rids],
+        )
 
     @staticmethod
     def _suggestion_rows(rid: int, dataset_id: str, s: SuggestionDoc) -> list[tuple[Any, ...]]:
@@ -701,15 +734,16 @@ class TextSearch:
         """Matching record rids (`hit_rid`) with their relevance (`hit_score`, higher is better)."""
         if self.field is None:
             # One row per record with all its text: every term may match a different field.
-            return (
-                "SELECT rid AS hit_rid, -bm25(idx_text_all) AS hit_score FROM idx_text_all"
-                " WHERE idx_text_all MATCH ?"
-            )
-        return "SELECT rid AS hit_rid, -bm25(idx_text) AS hit_score FROM idx_text WHERE idx_text MATCH ? AND field = ?"
+            return "SELECT rowid AS hit_rid, -bm25(idx_text_all) AS hit_score FROM idx_text_all WHERE idx_text_all MATCH ?"
+        return (
+            f"SELECT rowid >> {FIELD_BITS} AS hit_rid, -bm25(idx_text) AS hit_score FROM idx_text"
+            f" WHERE idx_text MATCH ? AND (rowid & {FIELD_MASK}) ="
+            " (SELECT field_id FROM idx_fields WHERE dataset_id = ? AND name = ?)"
+        )
 
-    def hits_params(self, match: str) -> list[Any]:
+    def hits_params(self, match: str, dataset_id: str) -> list[Any]:
         """The parameters of `hits_sql`."""
-        return [match] if self.field is None else [match, self.field]
+        return [match] if self.field is None else [match, dataset_id, self.field]
 
     def match_expression(self) -> str | None:
         """The FTS5 MATCH expression, or None when the query has no searchable word."""
