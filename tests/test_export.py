@@ -27,6 +27,7 @@ from campaign.export import (
 from campaign.export.card import card_header, size_category, weighted_ratio
 from campaign.export.formats import validate_rows
 from campaign.export.splits import is_test, split_by_prompt
+from campaign.export.splits import test_prompts as hashed_test_prompts
 
 # --- formats and validation ---------------------------------------------------------------------------
 
@@ -136,6 +137,14 @@ def test_no_prompt_in_both_splits(ids, test_size, seed):
     assert parts["train"].height + parts["test"].height == frame.height
     for pid in parts["test"]["prompt_id"]:
         assert is_test(pid, test_size=test_size, seed=seed)
+
+
+@pytest.mark.parametrize("test_size", [0.0, 5e-324, 1e-12, 0.1, 1 / 3, 0.5, 0.9999999999999999, 1.0, 1.5])
+def test_test_prompts_agree_with_is_test(test_size):
+    ids = [f"prompt-{i}" for i in range(3000)] + ["", "é", "a b"]
+    for seed in (0, 7):
+        expected = sorted(p for p in ids if is_test(p, test_size=test_size, seed=seed))
+        assert hashed_test_prompts(ids, test_size=test_size, seed=seed) == expected
 
 
 # --- card ---------------------------------------------------------------------------------------------

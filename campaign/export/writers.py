@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -105,19 +106,22 @@ def _prepare_target(out: Path, *, overwrite: bool) -> None:
 def _fill(folder: Path, result: ExportResult, *, jsonl: bool, repo_id: str | None) -> dict[str, Any]:
     """Write data files, manifest and card into `folder`; return the manifest."""
     files: dict[str, dict[str, dict[str, Any]]] = {}
+    jobs: list[tuple[str, str, pl.DataFrame]] = []
     for name, fmt in result.formats.items():
         (folder / name).mkdir()
         files[name] = {}
-        for split, frame in fmt.splits.items():
-            if frame.height == 0:
-                continue
-            relative = f"{name}/{split}.parquet"
-            write_frame(frame, folder / relative, jsonl=jsonl)
-            files[name][split] = {
-                "path": relative,
-                "rows": frame.height,
-                "sha256": _sha256(folder / relative),
-            }
+        jobs += [(name, split, frame) for split, frame in fmt.splits.items() if frame.height]
+
+    def write(job: tuple[str, str, pl.DataFrame]) -> dict[str, Any]:
+        name, split, frame = job
+        relative = f"{name}/{split}.parquet"
+        write_frame(frame, folder / relative, jsonl=jsonl)
+        return {"path": relative, "rows": frame.height, "sha256": _sha256(folder / relative)}
+
+    # pyarrow encodes and compresses without the GIL: the files are written side by side.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        for (name, split, _), written in zip(jobs, pool.map(write, jobs), strict=True):
+            files[name][split] = written
     manifest = build_manifest(result, files)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     card = render_card(
