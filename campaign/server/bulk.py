@@ -106,8 +106,7 @@ async def create_records_bulk(
     to_index: list[Any] = [
         _IndexedRecord.of(row, batch, questions) for row in batch.records if row["id"] in created
     ]
-    present_ids = [record.id for record in existing.values()]
-    if present_ids:
+    if existing:
         # Upstream re-indexes the records of a batch that already exist; so does this endpoint.
         await _preload_records_relationships_before_index(db, list(existing.values()))
         to_index.extend(existing.values())
