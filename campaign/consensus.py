@@ -908,12 +908,16 @@ def _finish(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: li
 # ---------------------------------------------------------------------------------------------------------
 
 
+# The record fields that examples carry.
+_RECORD_FIELDS = ("record_id", "prompt_id", "round", "prompt", "source", "annotators", "n_annotators")
+
+
 def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) -> pl.DataFrame:
     """`frame` (by rid) with the record's fields and, per (slot column, prefix), that slot's text/model."""
     recs = inputs.records
     rid = frame.get_column("rid")
     # Records are rows 0..N-1 by rid: their fields are gathered by position (frame's own columns win).
-    frame = frame.with_columns(recs.get_column(c).gather(rid) for c in recs.columns if c not in frame.columns)
+    frame = frame.with_columns(recs.get_column(c).gather(rid) for c in _RECORD_FIELDS if c not in frame.columns)
     for column, prefix in slots:
         names = {"response": f"{prefix}text", "model": f"{prefix}model"}
         if inputs.dense:

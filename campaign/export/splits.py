@@ -43,6 +43,8 @@ def test_prompts(prompt_ids: Iterable[Any], *, test_size: float, seed: int) -> l
     # is_test, inlined: one hash per distinct prompt is most of the split's time on large exports, so the
     # digest's first 8 bytes are compared, as bytes, with the first value that is_test turns down.
     limit = _first_train_value(test_size)
+    if limit == 0:
+        return []
     if limit >= 2**64:
         return sorted(prompt_ids)
     sha256, prefix, first = hashlib.sha256, f"{seed}:".encode(), limit.to_bytes(8, "big")
