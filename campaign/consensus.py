@@ -291,6 +291,12 @@ def _require(frame: pl.DataFrame, columns: Iterable[str], name: str) -> None:
         raise InputError(msg)
 
 
+def _where(frame: pl.DataFrame, condition: pl.Expr | pl.Series) -> pl.DataFrame:
+    """`frame.filter(condition)`, without copying the frame when every row passes (the common case)."""
+    mask = condition if isinstance(condition, pl.Series) else frame.select(condition.alias("_")).to_series()
+    return frame if mask.sum() == frame.height else frame.filter(mask)
+
+
 def _strip(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars(_WHITESPACE)
 
@@ -303,10 +309,14 @@ class _Inputs:
     # null when dropped), reason (why it was dropped before any decision), annotators, n_annotators
     records: pl.DataFrame
     slots: pl.DataFrame  # rid, slot, response, model
-    votes: pl.DataFrame  # rid, slot, voter, code, value, template, known, for judged records only
+    # rid, slot, code (the voter), value, template, known (+ row: the slot's row in `slots`, when dense),
+    # for judged records only
+    votes: pl.DataFrame
     # True when the records are rows 0..N-1 by rid and the slots of record `rid` are numbered 1..n at rows
     # first_slot..first_slot+n-1 of `slots`: lookups by (rid, slot) are then positions, not joins.
     dense: bool
+    # True when every vote is integral and small, so that sums are exact in any order (see _aggregated).
+    exact: bool
 
 
 # Above this many (record, voter) cells the dense per-record arrays give way to group-bys.
@@ -393,18 +403,21 @@ def _collect(
     known_ids = ids.drop_nulls()
     if frame.height == 0 or known_ids.len() == 0:
         return pl.DataFrame(schema=_VOTES_SCHEMA), []
-    rows = frame
+    # Lazily, so that the filters copy only the columns read here.
+    rows_ = frame.lazy()
     if who == "annotator":
-        rows = rows.filter(pl.col("status") == "submitted")
+        rows_ = rows_.filter(pl.col("status") == "submitted")
         if exclude:
-            rows = rows.filter(~pl.col("annotator").is_in(sorted(exclude)))
-    voter = pl.col(who) if who in rows.columns else pl.lit(None, dtype=pl.String())
+            rows_ = rows_.filter(~pl.col("annotator").is_in(sorted(exclude)))
+    voter = pl.col(who) if who in frame.columns else pl.lit(None, dtype=pl.String())
     # rid is the position of the record id among the sorted ids (a null id, if any, sorts first): an enum
     # cast finds it without joining on the string ids; votes on unknown records get none and are dropped.
     rid = pl.col("record_id").cast(pl.Enum(known_ids), strict=False).to_physical().cast(pl.UInt32)
-    rows = rows.select(
-        "question", "slot", "value", voter.alias("who"), rid=rid + (ids.len() - known_ids.len())
-    ).drop_nulls("rid")
+    rows = (
+        rows_.select("question", "slot", "value", voter.alias("who"), rid=rid + (ids.len() - known_ids.len()))
+        .drop_nulls("rid")
+        .collect()
+    )
     templates = recs.get_column("template").cast(pl.Enum(TEMPLATES))
     rows = rows.with_columns(template=templates.gather(rows.get_column("rid")))
     # Questions and values have few distinct texts: each is read once, then looked up per row.
@@ -444,7 +457,8 @@ def _collect(
         .otherwise(pl.lit(None, dtype=pl.Int64())),
         parsed=parsed,
         voter=pl.col("who") if named else pl.when(nameless).then(pl.lit("judge")).otherwise(pl.col("who")),
-    ).filter(pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
+    )
+    rows = _where(rows, pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
     names = rows.get_column("voter").unique().sort().to_list()
     code = pl.col("voter").cast(pl.Enum(names)).to_physical().cast(pl.UInt32) + first_code
     rows = rows.with_columns(code=code)
@@ -588,20 +602,23 @@ def _prepare(
         .drop("human_annotators", "human_n", "judge_annotators", "judge_n")
     )
     sources = recs.get_column("source")
+    # Codes stand for voters from here on (judge codes follow the human ones).
     votes = pl.concat(
         [
-            votes.filter(sources.gather(votes.get_column("rid")) == name)
+            _where(votes, sources.gather(votes.get_column("rid")) == name).drop("voter")
             for name, votes in (("human", human), ("judge", judge))
         ]
     )
-    return _Inputs(recs, slots, _with_known(votes, recs, slots, dense), dense)
+    return _Inputs(recs, slots, _with_known(votes, recs, slots, dense), dense, _exact(votes, "value"))
 
 
 def _with_known(votes: pl.DataFrame, recs: pl.DataFrame, slots: pl.DataFrame, dense: bool) -> pl.DataFrame:
     """`votes` plus `known`: whether the voted slot is one of the record's responses (pairs use only those)."""
     if dense:
-        n = recs.get_column("n_slots").gather(votes.get_column("rid"))
-        return votes.with_columns(known=pl.col("slot").is_between(1, n))
+        rid = votes.get_column("rid")
+        n, first = recs.get_column("n_slots").gather(rid), recs.get_column("first_slot").gather(rid)
+        votes = votes.with_columns(known=pl.col("slot").is_between(1, n))
+        return votes.with_columns(row=pl.when(pl.col("known")).then(first + pl.col("slot") - 1))
     known = slots.select("rid", "slot", known=pl.lit(True))
     return votes.join(known, on=["rid", "slot"], how="left").with_columns(pl.col("known").fill_null(False))
 
@@ -645,8 +662,7 @@ def _gate(agreement: pl.Expr, policy: ConsensusPolicy) -> pl.Expr:
 
 def _slot_rows(inputs: _Inputs, votes: pl.DataFrame) -> Any:
     """The row of `inputs.slots` each (known) vote is on, when `inputs.dense`."""
-    first = inputs.records.get_column("first_slot").to_numpy()
-    return first[votes.get_column("rid").to_numpy()] + votes.get_column("slot").to_numpy() - 1
+    return votes.get_column("row").to_numpy()
 
 
 def _exact(votes: pl.DataFrame, column: str) -> bool:
@@ -741,11 +757,11 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     Output columns: rid, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
-    votes = inputs.votes.filter(pl.col("template").is_in(templates) & pl.col("known"))
+    votes = _where(inputs.votes, pl.col("template").is_in(templates) & pl.col("known"))
     # `better` is higher for the preferred response (pair agreement), `score` is reported, `key` is ranked.
-    rating = votes.filter(pl.col("template") == "rating").with_columns(better=pl.col("value"))
-    ranking = votes.filter(pl.col("template") == "ranking")
-    by_voter = ["rid", "voter"]
+    rating = _where(votes, pl.col("template") == "rating").with_columns(better=pl.col("value"))
+    ranking = _where(votes, pl.col("template") == "ranking")
+    by_voter = ["rid", "code"]
     borda = policy.ranking.method == "borda"
     if borda:
         # Borda points: how many responses this annotator ranked strictly worse.
@@ -758,7 +774,7 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
         agg=pl.col("better") if borda else pl.when(pl.col("template") == "ranking").then(pl.col("value"))
         .otherwise(pl.col("better"))
     )
-    dense = inputs.dense and policy.rating.method == "mean" and _exact(averaged, "agg")
+    dense = inputs.dense and inputs.exact and policy.rating.method == "mean"
     if dense:
         flip = (inputs.records.get_column("template") == "ranking").to_numpy() & (not borda)
         full = _dense_best(inputs, averaged, flip)
@@ -822,10 +838,10 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     if shares is not None:
         decided = decided.with_columns(agreement=shares.gather(decided.get_column("rid")))
     else:
-        better = better.select("rid", "slot", "voter", "better")
+        better = better.select("rid", "slot", "code", "better")
         both = better.join(pairs.select("rid", slot="chosen"), on=["rid", "slot"], how="semi").join(
             better.join(pairs.select("rid", slot="rejected"), on=["rid", "slot"], how="semi"),
-            on=["rid", "voter"],
+            on=["rid", "code"],
             how="inner",
             suffix="_r",
         )
@@ -849,7 +865,7 @@ def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     import numpy as np
 
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
-    votes = inputs.votes.filter((pl.col("template") == "binary") & (pl.col("slot") == 1))
+    votes = _where(inputs.votes, (pl.col("template") == "binary") & (pl.col("slot") == 1))
     # Good votes are 1.0 and bad 0.0: per-record sums by position (rids are 0..N-1).
     rid = votes.get_column("rid").to_numpy()
     size = inputs.records.height
@@ -1089,10 +1105,10 @@ def _unpaired(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
 def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
     """KTO rows of judged rating records, one per rated response, and the (reason, weight) of the others."""
     judged = inputs.records.filter((pl.col("template") == "rating") & pl.col("source").is_not_null())
-    votes = inputs.votes.filter(pl.col("template") == "rating")
+    votes = _where(inputs.votes, pl.col("template") == "rating")
     high, low = policy.kto.desirable_min, policy.kto.undesirable_max
-    if inputs.dense and policy.rating.method == "mean" and _exact(votes, "value"):
-        frame = _dense_rating_stats(inputs, votes.filter(pl.col("known")), judged, high, low)
+    if inputs.dense and inputs.exact and policy.rating.method == "mean":
+        frame = _dense_rating_stats(inputs, _where(votes, pl.col("known")), judged, high, low)
     else:
         stats = _aggregated(
             votes,
@@ -1165,7 +1181,7 @@ def _dense_rating_stats(
     chosen = np.zeros(inputs.records.height, dtype=bool)
     chosen[judged.get_column("rid").to_numpy()] = True
     keep = pl.Series(chosen[inputs.slots.get_column("rid").to_numpy()])
-    return pl.concat([inputs.slots, stats], how="horizontal").filter(keep)
+    return _where(pl.concat([inputs.slots, stats], how="horizontal"), keep)
 
 
 CONSOLIDATIONS = {"pairs": _pairs, "unpaired": _unpaired}
