@@ -421,8 +421,9 @@ def _collect(
     templates = recs.get_column("template").cast(pl.Enum(TEMPLATES))
     rows = rows.with_columns(template=templates.gather(rows.get_column("rid")))
     # Questions and values have few distinct texts: each is read once, then looked up per row.
-    template, kind = pl.col("template"), _mapped(
-        "question", rows.get_column("question").unique().to_list(), _question_kind, pl.Int8()
+    template, kind = (
+        pl.col("template"),
+        _mapped("question", rows.get_column("question").unique().to_list(), _question_kind, pl.Int8()),
     )
     rating_question = (template == "rating") & (kind == _RATING_QUESTION)
     suffixes: dict[str, str] = {}
@@ -437,7 +438,10 @@ def _collect(
     )
     values = rows.get_column("value").unique().to_list()
     present = set(templates.unique().drop_nulls().to_list())
-    votes_, numbers = _mapped("value", values, _vote, pl.Float64()), _mapped("value", values, _number, pl.Float64())
+    votes_, numbers = (
+        _mapped("value", values, _vote, pl.Float64()),
+        _mapped("value", values, _number, pl.Float64()),
+    )
     parsed = (
         numbers
         if "binary" not in present
@@ -466,7 +470,9 @@ def _collect(
         # A voter answered one slot twice: the last in (record, question, slot, voter) order wins.
         rows = rows.sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
         rows = rows.unique(["rid", "eff_slot", "voter"], keep="last", maintain_order=True)
-    votes = rows.select("rid", slot="eff_slot", voter="voter", code="code", value="parsed", template="template")
+    votes = rows.select(
+        "rid", slot="eff_slot", voter="voter", code="code", value="parsed", template="template"
+    )
     return votes, names
 
 
@@ -559,7 +565,7 @@ def _prepare(
     recs, slots, dense = _record_tables(records, rounds)
     _require(responses, REQUIRED_RESPONSE_COLUMNS, "responses")
     human, human_names = _collect(responses, recs, "annotator", exclude=set(policy.exclude_annotators))
-    judge, judge_names = pl.DataFrame(schema=_VOTES_SCHEMA), []
+    judge, judge_names = pl.DataFrame(schema=_VOTES_SCHEMA), list[str]()
     if policy.judge_fallback and suggestions is not None:
         _require(suggestions, REQUIRED_SUGGESTION_COLUMNS, "suggestions")
         judge, judge_names = _collect(suggestions, recs, "agent", first_code=len(human_names))
@@ -668,9 +674,10 @@ def _slot_rows(inputs: _Inputs, votes: pl.DataFrame) -> Any:
 def _exact(votes: pl.DataFrame, column: str) -> bool:
     """Whether every vote is integral and small, so that sums are exact in any order (see _aggregated)."""
     value = pl.col(column)
-    return votes.height == 0 or not votes.select(
-        ((value.round(0) != value) | (value.abs() >= _EXACT_LIMIT)).any()
-    ).item()
+    return (
+        votes.height == 0
+        or not votes.select(((value.round(0) != value) | (value.abs() >= _EXACT_LIMIT)).any()).item()
+    )
 
 
 def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any) -> pl.DataFrame:
@@ -688,7 +695,7 @@ def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any) -> pl.DataFrame
     scored = np.flatnonzero(counts)  # in (rid, slot) order
     score = totals[scored] / counts[scored]
     owner = inputs.slots.get_column("rid").to_numpy()[scored].astype(np.int64)
-    key = np.where(flip[owner], -score, score)
+    key = np.where(flip[owner], -score, score) if flip.any() else score
     out = {
         "n": np.zeros(n_records, dtype=np.int64),
         "chosen": np.zeros(n_records, dtype=np.int64),
@@ -698,8 +705,8 @@ def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any) -> pl.DataFrame
         "margin": np.zeros(n_records),
     }
     if scored.size:
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        group = np.cumsum(np.r_[True, owner[1:] != owner[:-1]]) - 1
+        first = np.r_[True, owner[1:] != owner[:-1]]
+        starts, group = np.flatnonzero(first), np.cumsum(first) - 1
         high, low = np.maximum.reduceat(key, starts), np.minimum.reduceat(key, starts)
         position = np.arange(scored.size)
         # Chosen: highest key, lowest slot; rejected: lowest key, highest slot (rows are in slot order).
@@ -724,7 +731,7 @@ def _dense_agreement(inputs: _Inputs, better: pl.DataFrame, pairs: pl.DataFrame)
     import numpy as np
 
     n_records = inputs.records.height
-    width = int(better.get_column("code").max() or 0) + 1 if better.height else 1
+    width = int(better.select(pl.col("code").max()).item() or 0) + 1
     if n_records * width > _DENSE_CELLS:
         return None
     chosen = np.full(n_records, -1, dtype=np.int64)
@@ -734,18 +741,20 @@ def _dense_agreement(inputs: _Inputs, better: pl.DataFrame, pairs: pl.DataFrame)
     rejected[ids] = pairs.get_column("rejected").to_numpy()
     rid = better.get_column("rid").to_numpy().astype(np.int64)
     slot = better.get_column("slot").to_numpy()
-    cell = rid * width + better.get_column("code").to_numpy()
-    value = better.get_column("better").to_numpy()
     on_chosen, on_rejected = slot == chosen[rid], slot == rejected[rid]
-    # One vote per (record, slot, voter): each voter's vote on the chosen slot, looked up by cell.
-    chosen_value = np.full(n_records * width, np.nan)
-    chosen_value[cell[on_chosen]] = value[on_chosen]
-    paired = chosen_value[cell[on_rejected]]
-    both = ~np.isnan(paired)
-    owner = rid[on_rejected][both]
-    preferred = paired[both] > value[on_rejected][both]
+    # One vote per (record, slot, voter), so per (record, voter) cell: the sum of +chosen -rejected is their
+    # difference (exact: votes are integral) and 1 * chosen + 2 * rejected is 3 when the voter judged both.
+    cell = rid * width + better.get_column("code").to_numpy()
+    size = n_records * width
+    difference = np.bincount(
+        cell,
+        weights=better.get_column("better").to_numpy() * (on_chosen.astype(np.float64) - on_rejected),
+        minlength=size,
+    )
+    both = np.bincount(cell, weights=on_chosen + 2.0 * on_rejected, minlength=size) == 3
+    owner = np.flatnonzero(both) // width
     judged = np.bincount(owner, minlength=n_records).astype(np.float64)
-    agree = np.bincount(owner, weights=preferred, minlength=n_records)
+    agree = np.bincount(owner, weights=difference[both] > 0, minlength=n_records)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = agree / judged
     return pl.Series("agreement", share).fill_nan(None)
@@ -769,11 +778,13 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
         ranking = ranking.with_columns(better=worse.cast(pl.Float64))
     else:
         ranking = ranking.with_columns(better=-pl.col("value"))
-    better = pl.concat([rating, ranking])
-    averaged = better.with_columns(
-        agg=pl.col("better") if borda else pl.when(pl.col("template") == "ranking").then(pl.col("value"))
-        .otherwise(pl.col("better"))
-    )
+    better = pl.concat([part for part in (rating, ranking) if part.height] or [rating])
+    if borda or not ranking.height:
+        averaged = better.with_columns(agg=pl.col("better"))
+    else:
+        averaged = better.with_columns(
+            agg=pl.when(pl.col("template") == "ranking").then(pl.col("value")).otherwise(pl.col("better"))
+        )
     dense = inputs.dense and inputs.exact and policy.rating.method == "mean"
     if dense:
         flip = (inputs.records.get_column("template") == "ranking").to_numpy() & (not borda)
@@ -933,7 +944,9 @@ def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) 
     recs = inputs.records
     rid = frame.get_column("rid")
     # Records are rows 0..N-1 by rid: their fields are gathered by position (frame's own columns win).
-    frame = frame.with_columns(recs.get_column(c).gather(rid) for c in _RECORD_FIELDS if c not in frame.columns)
+    frame = frame.with_columns(
+        recs.get_column(c).gather(rid) for c in _RECORD_FIELDS if c not in frame.columns
+    )
     for column, prefix in slots:
         names = {"response": f"{prefix}text", "model": f"{prefix}model"}
         if inputs.dense:
@@ -942,11 +955,11 @@ def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) 
             row = pl.select(
                 pl.when(slot.is_between(1, n)).then(first + slot - 1).cast(pl.Int64).alias("row")
             ).to_series()
-            frame = frame.with_columns(inputs.slots.get_column(c).gather(row).alias(a) for c, a in names.items())
-        else:
-            frame = frame.join(
-                inputs.slots.rename({"slot": column, **names}), on=["rid", column], how="left"
+            frame = frame.with_columns(
+                inputs.slots.get_column(c).gather(row).alias(a) for c, a in names.items()
             )
+        else:
+            frame = frame.join(inputs.slots.rename({"slot": column, **names}), on=["rid", column], how="left")
     return frame
 
 
