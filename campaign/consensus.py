@@ -421,10 +421,13 @@ def _collect(
     templates = recs.get_column("template").cast(pl.Enum(TEMPLATES))
     rows = rows.with_columns(template=templates.gather(rows.get_column("rid")))
     # Questions and values have few distinct texts: each is read once, then looked up per row.
-    template, kind = (
-        pl.col("template"),
-        _mapped("question", rows.get_column("question").unique().to_list(), _question_kind, pl.Int8()),
-    )
+    questions = rows.get_column("question").unique()
+    kinds = {_question_kind(q) for q in questions.drop_nulls().to_list()}
+    template = pl.col("template")
+    if len(kinds) == 1 and not questions.has_nulls():  # one kind of question (say rating_<n>): no lookup
+        kind = pl.lit(kinds.pop(), dtype=pl.Int8())
+    else:
+        kind = _mapped("question", questions.to_list(), _question_kind, pl.Int8())
     rating_question = (template == "rating") & (kind == _RATING_QUESTION)
     suffixes: dict[str, str] = {}
     if rows.get_column("slot").null_count():

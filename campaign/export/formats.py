@@ -87,7 +87,11 @@ def validate_rows(frame: pl.DataFrame, fmt: str) -> None:
     else:
         same = pl.col("chosen").str.strip_chars() == pl.col("rejected").str.strip_chars()
         problems.append(("'chosen' equals 'rejected'", same.fill_null(False)))
-    for what, expr in problems:
+    # One pass answers whether any row is invalid; only then is the first bad row looked up.
+    found = frame.select(expr.any().alias(str(i)) for i, (_, expr) in enumerate(problems)).row(0)
+    for (what, expr), any_bad in zip(problems, found, strict=True):
+        if not any_bad:
+            continue
         bad = frame.with_row_index("row").filter(expr)
         if bad.height:
             first = bad.row(0, named=True)
