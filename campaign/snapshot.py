@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +79,10 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     "suggestions": SUGGESTIONS_SCHEMA,
     "syncs": SYNCS_SCHEMA,
 }
+CONTENT_TABLES = ("records", "responses", "suggestions")  # what the snapshot id covers
+# A content table's digest travels in its parquet file's key-value metadata, so it can never describe
+# another version of the file; a sync reuses it for the tables it does not rewrite.
+DIGEST_KEY = "campaign.content_digest"
 
 
 def empty_table(name: str) -> pl.DataFrame:
@@ -191,15 +195,55 @@ def _read_snapshot(directory: Path) -> Snapshot:
 
 def save_snapshot(campaign_dir: Path | str, snapshot: Snapshot) -> Path:
     """Write every table and `meta.json`, each atomically; `meta.json` goes last so it marks completeness."""
-    directory = snapshot_dir(campaign_dir)
+    return _save(snapshot_dir(campaign_dir), snapshot)
+
+
+_KEEP_FINGERPRINTS: Any = object()
+
+
+def _save(
+    directory: Path,
+    snapshot: Snapshot,
+    *,
+    digests: dict[str, str] | None = None,
+    keep: frozenset[str] = frozenset(),
+    fingerprints: pl.DataFrame | None = _KEEP_FINGERPRINTS,
+) -> Path:
+    """Write the tables not in `keep` (with their digests), then the fingerprints, then `meta.json`.
+
+    A kept table must be the file on disk as loaded. `fingerprints` replaces (a frame) or removes (None)
+    `fingerprints.parquet`; they go after the tables, so a sync killed half-way leaves fingerprints that
+    are at most older than the tables, and the next sync fetches those records again.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    frames = {name: conform(snapshot.table(name), name) for name in TABLES}
+    digests = digests or {}
+    frames = {name: conform(snapshot.table(name), name) for name in TABLES if name not in keep}
     payload = json.dumps(snapshot.meta, indent=2, sort_keys=True, default=str) + "\n"
     with _locked(directory, exclusive=True):
         for name, frame in frames.items():
-            _atomic_write(directory / f"{name}.parquet", lambda tmp, frame=frame: frame.write_parquet(tmp))
+            digest = digests.get(name) or (table_digest(frame) if name in CONTENT_TABLES else None)
+            metadata = {DIGEST_KEY: f"{pl.__version__}/{digest}"} if digest else None
+            _atomic_write(
+                directory / f"{name}.parquet",
+                lambda tmp, frame=frame, metadata=metadata: frame.write_parquet(tmp, metadata=metadata),
+            )
+        prints_path = directory / FINGERPRINTS_FILENAME
+        if fingerprints is None:
+            prints_path.unlink(missing_ok=True)
+        elif fingerprints is not _KEEP_FINGERPRINTS:
+            _atomic_write(prints_path, lambda tmp: fingerprints.write_parquet(tmp))
         _atomic_write(directory / META_FILENAME, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
     return directory
+
+
+def _stored_digest(path: Path) -> str | None:
+    """The content digest a table file carries, if this polars version wrote it (row hashes vary across)."""
+    try:
+        value = pl.read_parquet_metadata(path).get(DIGEST_KEY)
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+    version, _, digest = str(value or "").partition("/")
+    return digest if version == pl.__version__ and digest else None
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -347,18 +391,26 @@ def frames_from_records(
     )
 
 
+def table_digest(frame: pl.DataFrame) -> str:
+    """A digest of one table's content: its schema and its sorted row hashes (row order does not matter)."""
+    digest = hashlib.sha256()
+    digest.update(",".join(f"{name}:{dtype}" for name, dtype in frame.schema.items()).encode())
+    if frame.height:
+        digest.update(frame.hash_rows(seed=0).sort().to_numpy().tobytes())
+    return digest.hexdigest()
+
+
 def content_id(*frames: pl.DataFrame) -> str:
     """An id of a snapshot's content: the same rows give the same id, in any order and at any sync time.
 
-    Row hashes (sorted, so order does not matter) feed one sha256. The id is stable for a given polars
-    version; every export records the id of the snapshot it read, so exports stay reproducible.
+    The tables' digests (`table_digest`) feed one sha256. The id is stable for a given polars version;
+    every export records the id of the snapshot it read, so exports stay reproducible.
     """
-    digest = hashlib.sha256()
-    for frame in frames:
-        digest.update(",".join(f"{name}:{dtype}" for name, dtype in frame.schema.items()).encode())
-        if frame.height:
-            digest.update(frame.hash_rows(seed=0).sort().to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return _combined_id([table_digest(frame) for frame in frames])
+
+
+def _combined_id(digests: list[str]) -> str:
+    return hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
 
 
 def sync_snapshot(
@@ -374,16 +426,102 @@ def sync_snapshot(
 
     Skips the download when the dataset shows no activity since the last sync; otherwise fetches the
     records that changed (on the local server) or every record (elsewhere), and notices deletions.
+    Tables whose content did not change are left on disk as they are. One sync runs at a time per store.
     """
     import time
-    import uuid
+    from concurrent.futures import ThreadPoolExecutor
 
     started = time.perf_counter()
-    dataset = client.require_dataset(dataset_name, workspace)
-    dataset_id = str(dataset["id"])
-    details = client.dataset(dataset_id)
-    previous = _load_previous(campaign_dir, dataset_id)
-    progress = client.dataset_progress(dataset_id)
+    directory = snapshot_dir(campaign_dir)
+    with _sync_lock(directory), ThreadPoolExecutor(max_workers=1) as pool:
+        # The previous snapshot loads while the server answers the first requests.
+        loading = pool.submit(_load_stored, directory)
+        try:
+            dataset = client.require_dataset(dataset_name, workspace)
+            dataset_id = str(dataset["id"])
+            details = client.dataset(dataset_id)
+            progress = client.dataset_progress(dataset_id)
+        finally:
+            stored = loading.result()
+        if stored is not None and stored.snapshot.meta.get("dataset_id") != dataset_id:
+            stored = None  # another dataset (re-created): start afresh
+        snapshot, result = _sync(
+            client,
+            directory,
+            stored,
+            dataset_id=dataset_id,
+            dataset_name=dataset_name,
+            workspace=workspace,
+            template=template,
+            details=details,
+            progress=progress,
+            on_page=on_page,
+        )
+    return snapshot, replace(result, seconds=round(time.perf_counter() - started, 3))
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A snapshot as read from disk, with the digests its table files carry and its fingerprints."""
+
+    snapshot: Snapshot
+    digests: dict[str, str]
+    fingerprints: pl.DataFrame | None
+    counts: tuple[int, int]  # records, (record, annotator) responses
+
+
+def _load_stored(directory: Path) -> _Stored | None:
+    """The store's snapshot, digests and fingerprints, read under one lock (None if there is none)."""
+    if not directory.is_dir():
+        return None
+    with _locked(directory, exclusive=False):
+        try:
+            snapshot = _read_snapshot(directory)
+        except (NotFound, InputError):
+            return None
+        digests = {
+            name: digest
+            for name in CONTENT_TABLES
+            if (digest := _stored_digest(directory / f"{name}.parquet")) is not None
+        }
+        prints = _load_fingerprints(directory)
+    return _Stored(snapshot, digests, prints, _counts(snapshot.records, snapshot.responses))
+
+
+@contextlib.contextmanager
+def _sync_lock(directory: Path) -> Iterator[None]:
+    """Serialise syncs of one store (readers are not blocked): a sync keeps files it did not change."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks
+        yield
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / SYNC_LOCK_FILENAME, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sync(
+    client: ArgillaClient,
+    directory: Path,
+    stored: _Stored | None,
+    *,
+    dataset_id: str,
+    dataset_name: str,
+    workspace: str,
+    template: str,
+    details: dict[str, Any],
+    progress: dict[str, Any],
+    on_page: Any,
+) -> tuple[Snapshot, SyncResult]:
+    import uuid
+
+    previous = stored.snapshot if stored is not None else None
+    old_prints = stored.fingerprints if stored is not None else None
     # Responses touch last_activity_at; seeding and status changes show in the progress counts.
     activity = "|".join(
         str(value)
@@ -398,15 +536,17 @@ def sync_snapshot(
     sync_id = uuid.uuid4().hex[:12]
     fingerprints: pl.DataFrame | None = None
     served: dict[str, Any] | None = None
+    unchanged: set[str] = set()  # content tables equal to the stored ones
+    counts: tuple[int, int] | None = None
 
     if previous is not None and previous.meta.get("last_activity_at") == activity:
         mode, changed = "unchanged", 0
         records, responses, suggestions = previous.records, previous.responses, previous.suggestions
-        fingerprints = _load_fingerprints(campaign_dir)
+        fingerprints = old_prints
+        unchanged = set(CONTENT_TABLES)
     else:
         usernames = client.usernames_by_id()
         questions = {str(q["id"]): str(q["name"]) for q in client.questions(dataset_id)}
-        old_prints = _load_fingerprints(campaign_dir) if previous is not None else None
         since = previous.meta.get("fingerprints_as_of") if previous is not None else None
         if old_prints is not None and since:
             # Only the records touched since the last sync (a margin covers transactions in flight).
@@ -422,8 +562,11 @@ def sync_snapshot(
             and old_prints is not None
             and served is not None
         ):
+            base, base_counts = previous, stored.counts if stored is not None else (0, 0)
 
-            def refetch(prints: pl.DataFrame) -> tuple[tuple[pl.DataFrame, ...], set[str]]:
+            def refetch(
+                prints: pl.DataFrame,
+            ) -> tuple[tuple[pl.DataFrame, ...], set[str], set[str], tuple[int, int]]:
                 stale, gone = _moved(old_prints, prints)
                 items = client.records_by_id(dataset_id, stale["server_id"].to_list()) if stale.height else []
                 if on_page is not None:
@@ -432,16 +575,26 @@ def sync_snapshot(
                     items, template=template, usernames=usernames, questions=questions
                 )
                 drop = set(stale["record_id"].to_list()) | gone
-                merged = tuple(
-                    pl.concat([old.filter(~pl.col("record_id").is_in(list(drop))), new])
-                    for old, new in zip(
-                        (previous.records, previous.responses, previous.suggestions), fresh, strict=True
-                    )
+                for new in fresh:
+                    drop.update(new["record_id"].to_list())
+                merged: dict[str, pl.DataFrame] = {}
+                removed: dict[str, pl.DataFrame] = {}
+                same: set[str] = set()
+                for name, new in zip(CONTENT_TABLES, fresh, strict=True):
+                    merged[name], removed[name] = _replace_records(base.table(name), new, drop)
+                    if merged[name] is base.table(name):
+                        same.add(name)
+                # The counts of the rows kept plus those of the rows fetched: records partition both.
+                gone_counts = _counts(removed["records"], removed["responses"])
+                new_counts = _counts(fresh[0], fresh[1])
+                totals = (
+                    base_counts[0] - gone_counts[0] + new_counts[0],
+                    base_counts[1] - gone_counts[1] + new_counts[1],
                 )
-                return merged, drop
+                return tuple(merged[name] for name in CONTENT_TABLES), drop, same, totals
 
-            (records, responses, suggestions), drop = refetch(fingerprints)
-            if since and not _totals_match(records, responses, served):
+            (records, responses, suggestions), drop, unchanged, counts = refetch(fingerprints)
+            if since and not _totals_match(counts, served):
                 # Deleted records or responses leave nothing to select by time: compare every record.
                 served = client.record_fingerprints(dataset_id)
                 if served is None:  # pragma: no cover - the endpoint answered a moment ago
@@ -449,7 +602,7 @@ def sync_snapshot(
                         "The server stopped answering the sync endpoint; run the same command again."
                     )
                 fingerprints = _fingerprint_frame(served["items"])
-                (records, responses, suggestions), drop = refetch(fingerprints)
+                (records, responses, suggestions), drop, unchanged, counts = refetch(fingerprints)
             mode, changed = "incremental", len(drop)
         else:
             items = []
@@ -467,7 +620,7 @@ def sync_snapshot(
                 else records["record_id"].n_unique()
             )
 
-    n_responses = responses.select(["record_id", "annotator"]).unique().height if responses.height else 0
+    n_records, n_responses = counts if counts is not None else _counts(records, responses)
     sync_row = pl.DataFrame(
         [
             {
@@ -482,9 +635,17 @@ def sync_snapshot(
         schema=SYNCS_SCHEMA,
     )
     syncs = pl.concat([previous.syncs, sync_row]) if previous is not None else sync_row
+    tables = {"records": records, "responses": responses, "suggestions": suggestions}
+    # An unchanged table keeps its file, and the digest that file carries; files written before digests
+    # were stored are rewritten once to carry one.
+    stored_digests = stored.digests if stored is not None else {}
+    keep = frozenset(name for name in unchanged if name in stored_digests)
+    digests = {
+        name: stored_digests[name] if name in keep else table_digest(frame) for name, frame in tables.items()
+    }
     distribution = details.get("distribution") or {}
     meta = {
-        "snapshot_id": content_id(records, responses, suggestions),
+        "snapshot_id": _combined_id([digests[name] for name in CONTENT_TABLES]),
         "sync_id": sync_id,
         "synced_at": now.isoformat(),
         "last_activity_at": activity,
@@ -505,46 +666,69 @@ def sync_snapshot(
         ),
     }
     snapshot = Snapshot(records=records, responses=responses, suggestions=suggestions, syncs=syncs, meta=meta)
-    fingerprint_path = snapshot_dir(campaign_dir) / FINGERPRINTS_FILENAME
-    if fingerprints is None:
-        fingerprint_path.unlink(missing_ok=True)
-    else:
-        snapshot_dir(campaign_dir).mkdir(parents=True, exist_ok=True)
-        _atomic_write(fingerprint_path, lambda tmp: fingerprints.write_parquet(tmp))
-    save_snapshot(campaign_dir, snapshot)
+    _save(
+        directory,
+        snapshot,
+        digests=digests,
+        keep=keep,
+        fingerprints=_KEEP_FINGERPRINTS if mode == "unchanged" else fingerprints,
+    )
     result = SyncResult(
         sync_id=sync_id,
         synced_at=now.isoformat(),
         mode=mode,
-        n_records=records["record_id"].n_unique() if records.height else 0,
+        n_records=n_records,
         n_responses=n_responses,
         changed_records=int(changed),
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=0.0,
     )
     return snapshot, result
 
 
 FINGERPRINTS_FILENAME = "fingerprints.parquet"
+SYNC_LOCK_FILENAME = "sync.lock"  # beside the snapshot folder, like the readers' lock
 _FINGERPRINT_SCHEMA = {"record_id": pl.String(), "server_id": pl.String(), "fingerprint": pl.String()}
 
 
 def _fingerprint_frame(items: list[Any]) -> pl.DataFrame:
     """record_id (as the snapshot names it), server id and a change fingerprint per record."""
-    rows = [
+    return pl.DataFrame(
         {
-            "record_id": str(external or server_id),
-            "server_id": str(server_id),
-            "fingerprint": "|".join(str(part) for part in rest),
-        }
-        for server_id, external, *rest in items
-    ]
-    return pl.DataFrame(rows, schema=_FINGERPRINT_SCHEMA)
+            "record_id": [str(item[1] or item[0]) for item in items],
+            "server_id": [str(item[0]) for item in items],
+            "fingerprint": ["|".join(str(part) for part in item[2:]) for item in items],
+        },
+        schema=_FINGERPRINT_SCHEMA,
+    )
 
 
 def _merge_prints(old: pl.DataFrame, changed: pl.DataFrame) -> pl.DataFrame:
     """The previous fingerprints with the changed records' rows replaced or added."""
     kept = old.filter(~pl.col("record_id").is_in(changed["record_id"].implode()))
     return pl.concat([kept, changed])
+
+
+def _replace_records(
+    old: pl.DataFrame, new: pl.DataFrame, drop: set[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`old` with the `drop` records' rows replaced by `new`, and the rows taken out.
+
+    Returns `old` itself when the replacement changes nothing. `drop` must hold every record id in `new`.
+    """
+    if not drop:
+        return old, old.clear()
+    selected = pl.col("record_id").is_in(pl.Series(list(drop), dtype=pl.String()).implode())
+    before = old.filter(selected)
+    if before.height == new.height and _same_rows(before, new):
+        return old, before
+    return pl.concat([old.filter(~selected), new]), before
+
+
+def _same_rows(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    """Whether two frames of one schema hold the same rows, in any order."""
+    if not a.height:
+        return not b.height
+    return a.sort(a.columns, nulls_last=True).equals(b.sort(b.columns, nulls_last=True))
 
 
 def _before(stamp: str, *, seconds: int) -> str:
@@ -554,17 +738,21 @@ def _before(stamp: str, *, seconds: int) -> str:
     return (datetime.fromisoformat(stamp) - timedelta(seconds=seconds)).isoformat()
 
 
-def _totals_match(records: pl.DataFrame, responses: pl.DataFrame, served: dict[str, Any]) -> bool:
-    """Whether the snapshot holds as many records and responses as the server says the dataset has."""
+def _counts(records: pl.DataFrame, responses: pl.DataFrame) -> tuple[int, int]:
+    """Records, and (record, annotator) responses, in a snapshot."""
     n_records = records["record_id"].n_unique() if records.height else 0
     n_responses = responses.select("record_id", "annotator").unique().height if responses.height else 0
-    return n_records == int(served.get("records", -1)) and n_responses == int(served.get("responses", -1))
+    return n_records, n_responses
 
 
-def _load_fingerprints(campaign_dir: Path | str) -> pl.DataFrame | None:
-    path = snapshot_dir(campaign_dir) / FINGERPRINTS_FILENAME
+def _totals_match(counts: tuple[int, int], served: dict[str, Any]) -> bool:
+    """Whether the snapshot holds as many records and responses as the server says the dataset has."""
+    return counts == (int(served.get("records", -1)), int(served.get("responses", -1)))
+
+
+def _load_fingerprints(directory: Path) -> pl.DataFrame | None:
     try:
-        return pl.read_parquet(path).cast(_FINGERPRINT_SCHEMA)  # type: ignore[arg-type]
+        return pl.read_parquet(directory / FINGERPRINTS_FILENAME).cast(_FINGERPRINT_SCHEMA)  # type: ignore[arg-type]
     except (OSError, pl.exceptions.PolarsError):
         return None
 
@@ -575,18 +763,8 @@ def _moved(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, set[str]
         old.select("record_id", pl.col("fingerprint").alias("before")), on="record_id", how="left"
     )
     stale = joined.filter(pl.col("fingerprint").ne_missing(pl.col("before"))).select("record_id", "server_id")
-    gone = set(old["record_id"].to_list()) - set(new["record_id"].to_list())
+    gone = set(old.join(new, on="record_id", how="anti")["record_id"].to_list())
     return stale, gone
-
-
-def _load_previous(campaign_dir: Path | str, dataset_id: str) -> Snapshot | None:
-    try:
-        previous = load_snapshot(campaign_dir)
-    except (NotFound, InputError):
-        return None
-    if previous.meta.get("dataset_id") != dataset_id:
-        return None  # another dataset (re-created): start afresh
-    return previous
 
 
 def _changed_records(previous: Snapshot, records: pl.DataFrame, responses: pl.DataFrame) -> int:
