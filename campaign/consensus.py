@@ -499,12 +499,12 @@ def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_record
         import numpy as np
 
         # One integer per (record, slot, voter) cell: counting votes per cell is a bincount.
-        cells = (
-            rows.get_column("rid").to_numpy().astype(np.int64) * width
-            + (rows.get_column("eff_slot").to_numpy() - low) * n_voters
-            + (rows.get_column("code").to_numpy().astype(np.int64) - first_code)
-        )
-        return bool(np.bincount(cells).max() > 1)
+        cells = rows.select(
+            pl.col("rid").cast(pl.Int64) * width
+            + (pl.col("eff_slot") - low) * n_voters
+            + (pl.col("code").cast(pl.Int64) - first_code)
+        ).to_series()
+        return bool(np.bincount(cells.to_numpy()).max() > 1)
     if width < 1 << 32:
         key = (
             pl.col("rid").cast(pl.UInt64) * (1 << 32)
@@ -539,8 +539,10 @@ def _voter_lists(
 
     # Mark each (record, voter) cell once; the marked cells, in order, are every record's sorted voters.
     width = len(names)
-    cells = votes.get_column("rid").to_numpy().astype(np.int64) * width + (
-        votes.get_column("code").to_numpy().astype(np.int64) - first_code
+    cells = (
+        votes.select(pl.col("rid").cast(pl.Int64) * width + (pl.col("code").cast(pl.Int64) - first_code))
+        .to_series()
+        .to_numpy()
     )
     marks = np.zeros(n_records * width, dtype=bool)
     marks[cells] = True
