@@ -66,6 +66,7 @@ class FaultProxy:
         self.upstream = ("127.0.0.1" if host == "localhost" else host, int(parts.port or 80))
         self.shares = shares or FaultShares()
         self.counts: Counter[str] = Counter()
+        self._trip: tuple[bytes, int, FaultShares] | None = None
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -107,21 +108,38 @@ class FaultProxy:
             msg = f"fault proxy threads did not stop: {alive}"
             raise RuntimeError(msg)
 
+    def trip_after(self, marker: bytes, count: int, shares: FaultShares) -> None:
+        """Switch to `shares` once `count` requests whose request line contains `marker` have been let through.
+
+        A deterministic way to break the network part-way through a run, whatever the machine's speed.
+        """
+        with self._lock:
+            self._trip = (marker, count, shares)
+
     # -- internals --------------------------------------------------------------------------------
 
-    def _choose(self) -> str:
+    def _choose(self, head: bytes) -> str:
         with self._lock:
-            draw = self._rng.random()
-            shares = self.shares
-            edge = 0.0
-            for fault in FAULTS:
-                edge += getattr(shares, fault)
-                if draw < edge:
-                    break
-            else:
-                fault = "pass"
+            fault = self._draw()
+            if fault == "pass" and self._trip is not None:
+                marker, left, after = self._trip
+                if marker in head.split(b"\r\n", 1)[0]:
+                    left -= 1
+                    self._trip = (marker, left, after) if left > 0 else None
+                    if left == 0:
+                        self.shares = after
             self.counts[fault] += 1
             return fault
+
+    def _draw(self) -> str:
+        """One fault (or "pass") drawn by the current shares; the caller holds the lock."""
+        draw = self._rng.random()
+        edge = 0.0
+        for fault in FAULTS:
+            edge += getattr(self.shares, fault)
+            if draw < edge:
+                return fault
+        return "pass"
 
     def _accept_loop(self) -> None:
         while not self._stopping.is_set():
@@ -150,7 +168,7 @@ class FaultProxy:
             head, rest = _read_head(client)
             if head is None:
                 return
-            fault = self._choose()
+            fault = self._choose(head)
             if fault == "drop":
                 _close(client, reset=True)
                 return

@@ -200,8 +200,10 @@ def test_seed_status_export_through_faults(
             manifest["snapshot"]["snapshot_id"]
             == json.loads((campaign_dir / ".campaign" / "snapshot" / "meta.json").read_text())["snapshot_id"]
         )
-    # the proxy really misbehaved (which faults depends on the seeded draws; each one is drawn here)
-    assert proxy.counts["drop"] + proxy.counts["cut"] + proxy.counts["error"] >= 5, proxy.counts
+    # The proxy really misbehaved. The draws are seeded, so their sequence is fixed whatever the order of
+    # the requests: two of the first five are faults, and the run makes far more than five requests.
+    assert proxy.counts["drop"] + proxy.counts["cut"] + proxy.counts["error"] >= 2, proxy.counts
+    assert sum(proxy.counts.values()) >= 10, proxy.counts
 
 
 def test_a_network_that_stays_down_gives_a_resume_hint(
@@ -211,30 +213,16 @@ def test_a_network_that_stays_down_gives_a_resume_hint(
     campaign_dir = tmp_path / "c"
     name = new_campaign(CliRunner(mix_stderr=False), campaign_dir, "rating", "--responses", "2")
     rows = comparison_rows(1500, 2)
-    for row in rows:  # longer texts keep the run going long enough to break it half-way
-        row["generations"] = [text + " " + "lorem ipsum dolor " * 40 for text in row["generations"]]
     source = write_rows(tmp_path / "rows.parquet", rows)
     dataset_id = str(client.require_dataset(name, name)["id"])
 
     with FaultProxy(server.api_url, seed=1) as proxy:
-        result: dict[str, subprocess.CompletedProcess[str]] = {}
-        run = threading.Thread(
-            target=lambda: result.update(
-                seed=campaign_cli(
-                    proxy.url, server.api_key, "seed", str(source), "--campaign", str(campaign_dir), "--json"
-                )
-            )
+        # Every request fails once the first bulk write has gone through, however fast the machine.
+        proxy.trip_after(b"bulk", 1, FaultShares(error=0.5, drop=0.5))
+        seed = campaign_cli(
+            proxy.url, server.api_key, "seed", str(source), "--campaign", str(campaign_dir), "--json"
         )
-        run.start()
-        deadline = time.monotonic() + 120
-        while run.is_alive() and time.monotonic() < deadline:
-            if int(client.dataset_progress(dataset_id)["total"]) > 0:
-                break
-            time.sleep(0.02)
-        proxy.shares = FaultShares(error=0.5, drop=0.5)  # from now on every request fails
-        run.join(timeout=180)
-        assert not run.is_alive()
-        assert_clean_failure(result["seed"])
+        assert_clean_failure(seed)
         partial = int(client.dataset_progress(dataset_id)["total"])
         assert 0 < partial < 1500, partial
 
