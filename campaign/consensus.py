@@ -403,35 +403,49 @@ def _collect(
     known_ids = ids.drop_nulls()
     if frame.height == 0 or known_ids.len() == 0:
         return pl.DataFrame(schema=_VOTES_SCHEMA), []
-    # Lazily, so that the filters copy only the columns read here.
-    rows_ = frame.lazy()
+    source = frame.lazy()
     if who == "annotator":
-        rows_ = rows_.filter(pl.col("status") == "submitted")
+        source = source.filter(pl.col("status") == "submitted")
         if exclude:
-            rows_ = rows_.filter(~pl.col("annotator").is_in(sorted(exclude)))
-    voter = pl.col(who) if who in frame.columns else pl.lit(None, dtype=pl.String())
+            source = source.filter(~pl.col("annotator").is_in(sorted(exclude)))
+    given = pl.col(who) if who in frame.columns else pl.lit(None, dtype=pl.String())
     # rid is the position of the record id among the sorted ids (a null id, if any, sorts first): an enum
     # cast finds it without joining on the string ids; votes on unknown records get none and are dropped.
     rid = pl.col("record_id").cast(pl.Enum(known_ids), strict=False).to_physical().cast(pl.UInt32)
-    rows = (
-        rows_.select("question", "slot", "value", voter.alias("who"), rid=rid + (ids.len() - known_ids.len()))
-        .drop_nulls("rid")
-        .collect()
-    )
+    rid = rid + (ids.len() - known_ids.len())
     templates = recs.get_column("template").cast(pl.Enum(TEMPLATES))
-    rows = rows.with_columns(template=templates.gather(rows.get_column("rid")))
-    # Questions and values have few distinct texts: each is read once, then looked up per row.
-    questions = rows.get_column("question").unique()
-    kinds = {_question_kind(q) for q in questions.drop_nulls().to_list()}
+    present = set(templates.unique().drop_nulls().to_list())
+    # Questions, values and voters have few distinct texts: each is read once here, then looked up per
+    # row, so that no text column of the votes is copied (texts of votes that end up dropped are harmless).
+    questions, values, voters, null_slots = (
+        source.select(
+            pl.col("question").unique().implode(),
+            pl.col("value").unique().implode(),
+            given.alias("who").unique().implode(),
+            pl.col("slot").null_count(),
+        )
+        .collect()
+        .row(0)
+    )
+    kinds = {_question_kind(q) for q in questions if q is not None}
     template = pl.col("template")
-    if len(kinds) == 1 and not questions.has_nulls():  # one kind of question (say rating_<n>): no lookup
+    if len(kinds) == 1 and None not in questions:  # one kind of question (say rating_<n>): no lookup
         kind = pl.lit(kinds.pop(), dtype=pl.Int8())
     else:
-        kind = _mapped("question", questions.to_list(), _question_kind, pl.Int8())
+        kind = _mapped("question", questions, _question_kind, pl.Int8())
     rating_question = (template == "rating") & (kind == _RATING_QUESTION)
     suffixes: dict[str, str] = {}
-    if rows.get_column("slot").null_count():
-        numbered = rows.filter(rating_question & pl.col("slot").is_null()).get_column("question").unique()
+    if null_slots:
+        numbered = (
+            source.filter(pl.col("slot").is_null())
+            .select("question", rid=rid)
+            .filter(pl.col("rid").is_not_null())
+            .with_columns(template=pl.lit(templates).gather(pl.col("rid")))
+            .filter(rating_question)
+            .select(pl.col("question").unique())
+            .collect()
+            .to_series()
+        )
         suffixes = {q: q.removeprefix("rating_") for q in numbered.to_list()}
     from_question = _mapped(
         "question",
@@ -439,8 +453,6 @@ def _collect(
         lambda q: int(suffixes[q]) if suffixes[q].isdigit() else None,
         pl.Int64(),
     )
-    values = rows.get_column("value").unique().to_list()
-    present = set(templates.unique().drop_nulls().to_list())
     votes_, numbers = (
         _mapped("value", values, _vote, pl.Float64()),
         _mapped("value", values, _number, pl.Float64()),
@@ -452,26 +464,34 @@ def _collect(
         if present == {"binary"}
         else pl.when(template == "binary").then(votes_).otherwise(numbers)
     )
+    names = sorted({"judge" if v is None or v == "" else v for v in voters})
     nameless = pl.col("who").is_null() | (pl.col("who") == "")
-    named = not rows.select(nameless.any()).item()
-    rows = rows.with_columns(
-        eff_slot=pl.when(rating_question)
-        .then(pl.coalesce(pl.col("slot"), from_question))
-        .when((template == "ranking") & (kind == _RANKING_QUESTION))
-        .then(pl.col("slot"))
-        .when((template == "binary") & (kind == _LABEL_QUESTION))
-        .then(pl.lit(1, dtype=pl.Int64()))
-        .otherwise(pl.lit(None, dtype=pl.Int64())),
-        parsed=parsed,
-        voter=pl.col("who") if named else pl.when(nameless).then(pl.lit("judge")).otherwise(pl.col("who")),
+    voter = pl.when(nameless).then(pl.lit("judge")).otherwise(pl.col("who"))
+    if None not in voters and "" not in voters:
+        voter = pl.col("who")
+    plan = (
+        source.select("question", "slot", "value", given.alias("who"), rid=rid)
+        .filter(pl.col("rid").is_not_null())
+        .with_columns(template=pl.lit(templates).gather(pl.col("rid")))
+        .with_columns(
+            eff_slot=pl.when(rating_question)
+            .then(pl.coalesce(pl.col("slot"), from_question))
+            .when((template == "ranking") & (kind == _RANKING_QUESTION))
+            .then(pl.col("slot"))
+            .when((template == "binary") & (kind == _LABEL_QUESTION))
+            .then(pl.lit(1, dtype=pl.Int64()))
+            .otherwise(pl.lit(None, dtype=pl.Int64())),
+            parsed=parsed,
+            voter=voter,
+        )
+        .filter(pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
+        .with_columns(code=pl.col("voter").cast(pl.Enum(names)).to_physical().cast(pl.UInt32) + first_code)
     )
-    rows = _where(rows, pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
-    names = rows.get_column("voter").unique().sort().to_list()
-    code = pl.col("voter").cast(pl.Enum(names)).to_physical().cast(pl.UInt32) + first_code
-    rows = rows.with_columns(code=code)
+    columns = ("rid", "eff_slot", "voter", "code", "parsed", "template")
+    rows = plan.select(columns).collect(engine="streaming")
     if _has_duplicates(rows, len(names), first_code, recs.height):
         # A voter answered one slot twice: the last in (record, question, slot, voter) order wins.
-        rows = rows.sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
+        rows = plan.collect().sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
         rows = rows.unique(["rid", "eff_slot", "voter"], keep="last", maintain_order=True)
     votes = rows.select(
         "rid", slot="eff_slot", voter="voter", code="code", value="parsed", template="template"
