@@ -64,5 +64,5 @@ def split_by_prompt(
     if test_ids is None:
         prompt_ids = frame.get_column("prompt_id").unique().to_list()
         test_ids = test_prompts(prompt_ids, test_size=test_size, seed=seed)
-    in_test = pl.col("prompt_id").is_in(pl.Series(test_ids, dtype=pl.String()))
+    in_test = frame.select(pl.col("prompt_id").is_in(pl.Series(test_ids, dtype=pl.String()))).to_series()
     return {"train": frame.filter(~in_test), "test": frame.filter(in_test)}
