@@ -942,11 +942,19 @@ def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
 
 def _counts(*parts: pl.DataFrame) -> dict[str, int]:
     """Drop reasons summed over frames of (reason, weight); reasons with no record are left out."""
-    frame = pl.concat(
-        [part.select(pl.col("reason").cast(pl.String), pl.col("weight").cast(pl.Int64)) for part in parts]
-    )
-    totals = frame.drop_nulls("reason").group_by("reason").agg(pl.col("weight").sum()).sort("reason")
-    return {reason: int(n) for reason, n in totals.iter_rows() if n > 0}
+    totals: dict[str, int] = {}
+    for part in parts:  # each part on its own: few reasons each, no concatenated copy of every row
+        sums = (
+            part.lazy()
+            .select(pl.col("reason").cast(pl.String), pl.col("weight").cast(pl.Int64))
+            .drop_nulls("reason")
+            .group_by("reason")
+            .agg(pl.col("weight").sum())
+            .collect()
+        )
+        for reason, n in sums.iter_rows():
+            totals[reason] = totals.get(reason, 0) + int(n)
+    return {reason: n for reason, n in sorted(totals.items()) if n > 0}
 
 
 def _finish(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: list[str]) -> pl.DataFrame:
