@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,7 @@ def main() -> None:
 
     from benchmarks._common import machine_description, replace_section
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         campaign_dir = Path(tmp) / "campaign"
         start = time.perf_counter()
@@ -200,6 +202,7 @@ def main() -> None:
                     f"  {name} run {run + 1}: {outcome['seconds']:.2f}s, peak {outcome['peak_rss_mib']:.0f} MiB",
                     file=sys.stderr,
                 )
+    load_after = os.getloadavg()[0]
     best = {name: min(runs, key=lambda r: r["seconds"]) for name, runs in results.items()}
     stages = best["export"]["stages"]
     peak = {name: max(r["peak_rss_mib"] for r in runs) for name, runs in results.items()}
@@ -225,7 +228,10 @@ def main() -> None:
             f"{len(ANNOTATORS)} annotators = {sizes['response_rows']:,} response rows "
             f"({sizes['record_rows']:,} record rows, {snapshot_mib:.0f} MiB of parquet). "
             "Each measurement runs in a fresh subprocess; time excludes imports; peak RSS is that "
-            "process's `ru_maxrss` (interpreter and imports included).",
+            "process's `ru_maxrss` (interpreter and imports included). Both measurements alternate in "
+            "the same run, so that other work on the machine weighs on both: the 1-minute load average "
+            f"was {load_before:.1f} when it started and {load_after:.1f} when it ended "
+            f"({os.cpu_count()} cores).",
             "",
             *table,
             "",
