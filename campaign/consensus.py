@@ -636,7 +636,7 @@ def _prepare(
     # Codes stand for voters from here on (judge codes follow the human ones).
     votes = pl.concat(
         [
-            _where(votes, sources.gather(votes.get_column("rid")) == name).drop("voter")
+            _where(votes, (sources == name).gather(votes.get_column("rid"))).drop("voter")
             for name, votes in (("human", human), ("judge", judge))
         ]
     )
