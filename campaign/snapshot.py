@@ -11,7 +11,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -434,21 +434,31 @@ def sync_snapshot(
     started = time.perf_counter()
     directory = snapshot_dir(campaign_dir)
     with _sync_lock(directory), ThreadPoolExecutor(max_workers=1) as pool:
-        # The previous snapshot loads while the server answers the first requests.
+        # The previous fingerprints and tables load while the server answers; the sync waits for the
+        # tables only when it needs them (no other sync can change them meanwhile).
+        printing = pool.submit(_load_fingerprints, directory)
         loading = pool.submit(_load_stored, directory)
-        try:
-            dataset = client.require_dataset(dataset_name, workspace)
-            dataset_id = str(dataset["id"])
-            details = client.dataset(dataset_id)
-            progress = client.dataset_progress(dataset_id)
-        finally:
+        dataset = client.require_dataset(dataset_name, workspace)
+        dataset_id = str(dataset["id"])
+        details = client.dataset(dataset_id)
+        progress = client.dataset_progress(dataset_id)
+        meta = _read_meta(directory)
+        if meta is not None and meta.get("dataset_id") != dataset_id:
+            meta = None  # another dataset (re-created): start afresh
+
+        def load_prints() -> pl.DataFrame | None:
+            return printing.result() if meta is not None else None
+
+        def load_previous() -> _Stored | None:
             stored = loading.result()
-        if stored is not None and stored.snapshot.meta.get("dataset_id") != dataset_id:
-            stored = None  # another dataset (re-created): start afresh
+            return stored if stored is not None and stored.snapshot.meta == meta else None
+
         snapshot, result = _sync(
             client,
             directory,
-            stored,
+            meta,
+            load_prints,
+            load_previous,
             dataset_id=dataset_id,
             dataset_name=dataset_name,
             workspace=workspace,
@@ -462,16 +472,24 @@ def sync_snapshot(
 
 @dataclass(frozen=True)
 class _Stored:
-    """A snapshot as read from disk, with the digests its table files carry and its fingerprints."""
+    """A snapshot as read from disk, with the digests its table files carry and its counts."""
 
     snapshot: Snapshot
     digests: dict[str, str]
-    fingerprints: pl.DataFrame | None
     counts: tuple[int, int]  # records, (record, annotator) responses
 
 
+def _read_meta(directory: Path) -> dict[str, Any] | None:
+    """The store's `meta.json`, or None when it is missing or unreadable."""
+    try:
+        meta = json.loads((directory / META_FILENAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def _load_stored(directory: Path) -> _Stored | None:
-    """The store's snapshot, digests and fingerprints, read under one lock (None if there is none)."""
+    """The store's snapshot and the digests its files carry, read under one lock (None if there is none)."""
     if not directory.is_dir():
         return None
     with _locked(directory, exclusive=False):
@@ -484,8 +502,7 @@ def _load_stored(directory: Path) -> _Stored | None:
             for name in CONTENT_TABLES
             if (digest := _stored_digest(directory / f"{name}.parquet")) is not None
         }
-        prints = _load_fingerprints(directory)
-    return _Stored(snapshot, digests, prints, _counts(snapshot.records, snapshot.responses))
+    return _Stored(snapshot, digests, _counts(snapshot.records, snapshot.responses))
 
 
 @contextlib.contextmanager
@@ -508,7 +525,9 @@ def _sync_lock(directory: Path) -> Iterator[None]:
 def _sync(
     client: ArgillaClient,
     directory: Path,
-    stored: _Stored | None,
+    meta: dict[str, Any] | None,
+    load_prints: Callable[[], pl.DataFrame | None],
+    load_previous: Callable[[], _Stored | None],
     *,
     dataset_id: str,
     dataset_name: str,
@@ -520,8 +539,7 @@ def _sync(
 ) -> tuple[Snapshot, SyncResult]:
     import uuid
 
-    previous = stored.snapshot if stored is not None else None
-    old_prints = stored.fingerprints if stored is not None else None
+    stored: _Stored | None = None
     # Responses touch last_activity_at; seeding and status changes show in the progress counts.
     activity = "|".join(
         str(value)
@@ -539,15 +557,20 @@ def _sync(
     unchanged: set[str] = set()  # content tables equal to the stored ones
     counts: tuple[int, int] | None = None
 
-    if previous is not None and previous.meta.get("last_activity_at") == activity:
+    if (
+        meta is not None
+        and meta.get("last_activity_at") == activity
+        and (stored := load_previous()) is not None
+    ):
         mode, changed = "unchanged", 0
-        records, responses, suggestions = previous.records, previous.responses, previous.suggestions
-        fingerprints = old_prints
+        records, responses, suggestions = (stored.snapshot.table(name) for name in CONTENT_TABLES)
+        fingerprints = load_prints()
         unchanged = set(CONTENT_TABLES)
     else:
         usernames = client.usernames_by_id()
         questions = {str(q["id"]): str(q["name"]) for q in client.questions(dataset_id)}
-        since = previous.meta.get("fingerprints_as_of") if previous is not None else None
+        since = meta.get("fingerprints_as_of") if meta is not None else None
+        old_prints = load_prints()
         if old_prints is not None and since:
             # Only the records touched since the last sync (a margin covers transactions in flight).
             served = client.record_fingerprints(dataset_id, since=_before(str(since), seconds=5))
@@ -557,12 +580,12 @@ def _sync(
             served = client.record_fingerprints(dataset_id)
             fingerprints = _fingerprint_frame(served["items"]) if served is not None else None
         if (
-            previous is not None
-            and fingerprints is not None
+            fingerprints is not None
             and old_prints is not None
             and served is not None
+            and (stored := load_previous()) is not None
         ):
-            base, base_counts = previous, stored.counts if stored is not None else (0, 0)
+            base, base_counts = stored.snapshot, stored.counts
 
             def refetch(
                 prints: pl.DataFrame,
@@ -605,6 +628,8 @@ def _sync(
                 (records, responses, suggestions), drop, unchanged, counts = refetch(fingerprints)
             mode, changed = "incremental", len(drop)
         else:
+            stored = load_previous()
+            previous = stored.snapshot if stored is not None else None
             items = []
             for page in client.iter_records(dataset_id):
                 items.extend(page)
@@ -621,6 +646,7 @@ def _sync(
             )
 
     n_records, n_responses = counts if counts is not None else _counts(records, responses)
+    previous = stored.snapshot if stored is not None else None
     sync_row = pl.DataFrame(
         [
             {
