@@ -277,7 +277,6 @@ _EXACT_LIMIT = 2.0**31
 _VOTES_SCHEMA: dict[str, pl.DataType] = {
     "rid": pl.UInt32(),
     "slot": pl.Int64(),
-    "voter": pl.String(),
     "code": pl.UInt32(),
     "value": pl.Float64(),
     "template": pl.Enum(TEMPLATES),
@@ -396,7 +395,7 @@ def _collect(
 ) -> tuple[pl.DataFrame, list[str]]:
     """The last valid vote of each voter on each slot of the records in `recs`, and the voters.
 
-    Votes have the columns rid, slot, voter, code, value, template; `code` is `first_code` plus the
+    Votes have the columns rid, slot, code, value, template; `code` is `first_code` plus the
     voter's position in the returned (sorted) list of voters.
     """
     ids = recs.get_column("record_id")
@@ -487,15 +486,14 @@ def _collect(
         .filter(pl.col("eff_slot").is_not_null() & pl.col("parsed").is_not_null())
         .with_columns(code=pl.col("voter").cast(pl.Enum(names)).to_physical().cast(pl.UInt32) + first_code)
     )
-    columns = ("rid", "eff_slot", "voter", "code", "parsed", "template")
+    # Codes stand for the voters (one code per name), so no voter text is copied for each vote.
+    columns = ("rid", "eff_slot", "code", "parsed", "template")
     rows = plan.select(columns).collect(engine="streaming")
     if _has_duplicates(rows, len(names), first_code, recs.height):
         # A voter answered one slot twice: the last in (record, question, slot, voter) order wins.
         rows = plan.collect().sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
-        rows = rows.unique(["rid", "eff_slot", "voter"], keep="last", maintain_order=True)
-    votes = rows.select(
-        "rid", slot="eff_slot", voter="voter", code="code", value="parsed", template="template"
-    )
+        rows = rows.unique(["rid", "eff_slot", "code"], keep="last", maintain_order=True)
+    votes = rows.select("rid", slot="eff_slot", code="code", value="parsed", template="template")
     return votes, names
 
 
@@ -532,7 +530,7 @@ def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_record
             + (pl.col("code") - first_code).cast(pl.UInt64)
         )
         return bool(rows.select(key.n_unique()).item() < rows.height)
-    return bool(rows.select(pl.struct("rid", "eff_slot", "voter").is_duplicated().any()).item())
+    return bool(rows.select(pl.struct("rid", "eff_slot", "code").is_duplicated().any()).item())
 
 
 def _voter_lists(
@@ -546,7 +544,10 @@ def _voter_lists(
             pl.repeat(0, n_records, dtype=pl.Int64()).alias(counts),
         )
     if n_records * len(names) > _DENSE_CELLS:
-        distinct = votes.select("rid", "voter").unique().sort("rid", "voter")
+        # Codes follow the sorted names: sorting by code sorts the voters.
+        distinct = votes.select("rid", "code").unique().sort("rid", "code")
+        positions = distinct.get_column("code") - first_code
+        distinct = distinct.with_columns(voter=pl.Series(names, dtype=pl.String()).gather(positions))
         grouped = distinct.group_by("rid", maintain_order=True).agg(
             pl.col("voter").alias(lists), pl.len().cast(pl.Int64).alias(counts)
         )
@@ -636,7 +637,7 @@ def _prepare(
     # Codes stand for voters from here on (judge codes follow the human ones).
     votes = pl.concat(
         [
-            _where(votes, (sources == name).gather(votes.get_column("rid"))).drop("voter")
+            _where(votes, (sources == name).gather(votes.get_column("rid")))
             for name, votes in (("human", human), ("judge", judge))
         ]
     )
