@@ -20,6 +20,7 @@ import pyarrow as pa
 from campaign.errors import AuthenticationFailed, ConnectionFailed, NotFound, UsageError
 from campaign.export.build import ExportResult
 from campaign.export.card import render_card
+from campaign.processes import pid_alive
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
@@ -173,19 +174,9 @@ def _remove_abandoned_staging(out: Path) -> None:
     """Delete staging folders of exports to `out` whose process died (kill -9) before renaming them."""
     for staging in out.parent.glob(f".{out.name}.tmp-*"):
         pid = staging.name.removeprefix(f".{out.name}.tmp-").split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def push_to_hub(

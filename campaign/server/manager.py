@@ -28,6 +28,7 @@ from typing import Any
 
 from campaign.config import CREDENTIALS_FILENAME, default_home, read_credentials, write_private_json
 from campaign.errors import ServerError
+from campaign.processes import pid_alive
 
 PROCESS_NAMES = ("redis", "server", "worker")
 OWNER_USERNAME = "campaign-owner"
@@ -110,21 +111,6 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours is not alive for our purposes.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -158,7 +144,7 @@ class LocalServer:
             marker = str(data["marker"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if _pid_alive(pid) and marker in _cmdline(pid):
+        if pid_alive(pid) and marker in _cmdline(pid):
             return pid
         return None
 
@@ -359,7 +345,7 @@ class LocalServer:
         if tmp_root.is_dir():
             for child in tmp_root.iterdir():
                 pid_text = child.name.rsplit("-", 1)[-1]
-                if not pid_text.isdigit() or not _pid_alive(int(pid_text)):
+                if not pid_text.isdigit() or not pid_alive(int(pid_text)):
                     shutil.rmtree(child, ignore_errors=True)
 
     def _credentials(self, options: ServerOptions) -> dict[str, str]:
@@ -469,7 +455,7 @@ class LocalServer:
         while time.monotonic() < deadline:
             for name in ("server", "worker"):
                 pid = started.get(name)
-                if pid and not _pid_alive(pid):
+                if pid and not pid_alive(pid):
                     log = self.log_dir / f"{name}.log"
                     msg = f"The {name} process exited during start. Last lines of {log}:\n{_tail(log, 8)}"
                     raise ServerError(msg)
@@ -486,10 +472,10 @@ class LocalServer:
             _signal_group(pids[name], signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for name in order:
-            while _pid_alive(pids[name]) and time.monotonic() < deadline:
+            while pid_alive(pids[name]) and time.monotonic() < deadline:
                 _reap(pids[name])
                 time.sleep(0.1)
-            if _pid_alive(pids[name]):
+            if pid_alive(pids[name]):
                 _signal_group(pids[name], signal.SIGKILL)
             _reap(pids[name])
             self._pid_file(name).unlink(missing_ok=True)
