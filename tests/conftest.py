@@ -68,6 +68,21 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
         server.stop()
 
 
+@pytest.fixture
+def server(local_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
+    """The session server, with the CLI pointed at it through the environment."""
+    local_server.use(monkeypatch)
+    return local_server
+
+
+@pytest.fixture
+def client(server: RunningServer):  # type: ignore[no-untyped-def]
+    """A REST client of the session server, as the owner."""
+    from campaign.client import ArgillaClient
+
+    return ArgillaClient(server.api_url, server.api_key)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow tests (models, training) run only with -m slow or CAMPAIGN_SLOW_TESTS=1."""
     if os.environ.get("CAMPAIGN_SLOW_TESTS") == "1" or "slow" in (config.getoption("-m") or ""):

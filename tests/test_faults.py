@@ -110,17 +110,6 @@ def annotate(api_url: str, owner_key: str, client: ArgillaClient, name: str, *, 
     return made
 
 
-@pytest.fixture
-def server(local_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    local_server.use(monkeypatch)
-    return local_server
-
-
-@pytest.fixture
-def client(server: RunningServer) -> ArgillaClient:
-    return ArgillaClient(server.api_url, server.api_key)
-
-
 # -- seed, sync and export through a faulty network --------------------------------------------------
 
 

@@ -35,17 +35,6 @@ def runner() -> CliRunner:
     return CliRunner(mix_stderr=False)
 
 
-@pytest.fixture
-def server(local_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    local_server.use(monkeypatch)
-    return local_server
-
-
-@pytest.fixture
-def client(server: RunningServer) -> ArgillaClient:
-    return ArgillaClient(server.api_url, server.api_key)
-
-
 def run(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(cli, list(args))
 

@@ -28,13 +28,6 @@ def runner() -> CliRunner:
     return CliRunner(mix_stderr=False)
 
 
-@pytest.fixture
-def server(local_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    """The session server, with the CLI pointed at it through the environment."""
-    local_server.use(monkeypatch)
-    return local_server
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
