@@ -226,6 +226,24 @@ def test_reexport_is_byte_identical(tmp_path):
     assert first == second and len(first) > 6
 
 
+def test_parquet_files_are_snappy_with_dictionaries_only_for_repetitive_columns(tmp_path):
+    import pyarrow.parquet as pq
+
+    export_snapshot(rating_campaign(40), tmp_path / "out", formats=["dpo", "kto"], test_size=0.0)
+    for fmt, free_text in (("dpo", {"prompt", "chosen", "rejected"}), ("kto", {"prompt", "completion"})):
+        meta = pq.ParquetFile(tmp_path / "out" / fmt / "train.parquet").metadata
+        columns = {
+            meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
+            for i in range(meta.num_columns)
+        }
+        assert {c.compression for c in columns.values()} == {"SNAPPY"}
+        for name in free_text:
+            assert not columns[name].is_stats_set
+            assert "RLE_DICTIONARY" not in columns[name].encodings
+        assert columns["record_id"].is_stats_set and "RLE_DICTIONARY" not in columns["record_id"].encodings
+        assert columns["source"].is_stats_set and "RLE_DICTIONARY" in columns["source"].encodings
+
+
 def test_refuses_non_empty_folder_unless_overwrite(tmp_path):
     out = tmp_path / "export"
     out.mkdir()

@@ -56,13 +56,29 @@ def _plain_type(dtype: pa.DataType) -> pa.DataType:
     return dtype
 
 
+# Free text and ids are (nearly) all distinct, so a dictionary only costs time there; min/max statistics of
+# free text help no reader. The other flat columns (model, source, round, scores, labels) keep both.
+_FREE_TEXT = frozenset({"prompt", "chosen", "rejected", "completion"})
+_IDS = frozenset({"prompt_id", "record_id", "rejected_record_id"})
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """pyarrow write options: snappy, dictionaries for repetitive flat columns, statistics but for free text."""
+    flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
+    return {
+        "compression": "snappy",
+        "use_dictionary": [name for name in flat if name not in _FREE_TEXT | _IDS],
+        "write_statistics": [name for name in flat if name not in _FREE_TEXT],
+    }
+
+
 def write_frame(frame: pl.DataFrame, path: Path, *, jsonl: bool = False) -> None:
     """Write one split as parquet with plain string types (and jsonl beside it when asked)."""
     import pyarrow.parquet as pq
 
     table = frame.to_arrow()
     schema = pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in table.schema])
-    pq.write_table(table.cast(schema), path, compression="zstd")
+    pq.write_table(table.cast(schema), path, **parquet_options(schema))
     if jsonl:
         frame.write_ndjson(path.with_suffix(".jsonl"))
 
