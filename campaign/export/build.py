@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,22 +135,15 @@ def build_export(
     }
     salt = _salt(snapshot.meta)
     kinds = list(dict.fromkeys("unpaired" if fmt == "kto" else "pairs" for fmt in names))
-    # The split hashes each prompt in Python: it hashes those of every record in the chosen rounds (a
-    # superset of the exported ones, so the same rows land in test) while polars computes the consensus.
-    records = snapshot.records if rounds is None else snapshot.records.filter(pl.col("round").is_in(covered))
-    candidates = records.get_column("prompt_id").drop_nulls().unique().to_list()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(test_prompts, candidates, test_size=test_size, seed=seed)
-        # One pass over the votes serves both the pairs (dpo, orpo) and the unpaired examples (kto).
-        cache = consolidate(
-            snapshot.records, snapshot.responses, snapshot.suggestions, kinds=kinds, **consensus_args
-        )
-        test_ids = hashing.result()
+    # One pass over the votes serves both the pairs (dpo, orpo) and the unpaired examples (kto).
+    cache = consolidate(
+        snapshot.records, snapshot.responses, snapshot.suggestions, kinds=kinds, **consensus_args
+    )
+    # Each exported prompt is hashed once, whichever formats it lands in.
+    prompt_ids = pl.concat([c.frame.get_column("prompt_id") for c in cache.values()]).unique()
+    test_ids = test_prompts(prompt_ids.to_list(), test_size=test_size, seed=seed)
     built: dict[str, FormatExport] = {}
     skipped: dict[str, Consolidation] = {}
-    if any(c.frame.get_column("prompt_id").has_nulls() for c in cache.values()):
-        prompt_ids = pl.concat([c.frame.get_column("prompt_id") for c in cache.values()]).unique()
-        test_ids = test_prompts(prompt_ids.to_list(), test_size=test_size, seed=seed)
     for fmt in names:
         consolidation = cache["unpaired" if fmt == "kto" else "pairs"]
         if consolidation.rows == 0:

@@ -47,8 +47,15 @@ def test_prompts(prompt_ids: Iterable[Any], *, test_size: float, seed: int) -> l
         return []
     if limit >= 2**64:
         return sorted(prompt_ids)
-    sha256, prefix, first = hashlib.sha256, f"{seed}:".encode(), limit.to_bytes(8, "big")
-    return sorted(p for p in prompt_ids if sha256(prefix + str(p).encode()).digest()[:8] < first)
+    first = limit.to_bytes(8, "big")
+    seeded = hashlib.sha256(f"{seed}:".encode())  # copying the hashed seed beats hashing it again each time
+    chosen = []
+    for prompt_id in prompt_ids:
+        digest = seeded.copy()
+        digest.update(str(prompt_id).encode())
+        if digest.digest()[:8] < first:
+            chosen.append(prompt_id)
+    return sorted(chosen)
 
 
 def split_by_prompt(
