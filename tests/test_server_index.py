@@ -21,6 +21,7 @@ from argilla_server.search_engine.base import (
 
 from campaign.server.engine import compile_filter, compile_order, response_status_clause
 from campaign.server.index import (
+    RECORD_BITS,
     Clause,
     RecordDoc,
     ResponseDoc,
@@ -228,6 +229,75 @@ def test_text_follows_replaced_and_deleted_records_in_each_dataset(index: Search
     assert ([h[0] for h in hits], total) == ([rid(9)], 1)
     assert index.query("SELECT count(*) FROM idx_text_all")[0][0] == 1
     assert index.query("SELECT count(*) FROM idx_text")[0][0] == 2
+
+
+def test_text_search_with_filters_sorts_and_pages_agrees_with_the_unfiltered_engine(index: SearchIndex) -> None:
+    """Every filter and sort gives the text path the same answer as the records path, restricted to the hits.
+
+    Record-column filters and sorts (status, inserted_at) join the records table; the others do not.
+    """
+    rng = random.Random(7)
+    words = ["volcano", "river", "glacier", "desert"]
+    statuses = ("submitted", "draft", "discarded")
+    docs = [
+        doc(
+            i,
+            status=rng.choice(["pending", "completed"]),
+            texts={"prompt": " ".join(rng.choices(words, k=3)), "response_1": rng.choice(words)},
+            responses=[
+                ResponseDoc(f"r{i}{user}", user, rng.choice(statuses), {"rating_1": rng.randint(1, 5)})
+                for user in ("a", "b")
+                if rng.random() < 0.6
+            ],
+        )
+        for i in range(120)
+    ]
+    index.upsert_records(docs)
+    index.upsert_records([doc(i, dataset_id="other", texts={"prompt": "volcano river"}) for i in range(500, 540)])
+    text_hits = {d.record_id for d in docs if "volcano" in " ".join(d.texts.values()).split()}
+    response_status = ResponseFilterScope(property="status", user=User("a"))  # type: ignore[arg-type]
+    filters = {
+        "none": None,
+        "response status": compile_filter(TermsFilter(scope=response_status, values=["submitted", "pending"])),
+        "record status": compile_filter(TermsFilter(scope=RecordFilterScope(property="status"), values=["completed"])),
+        "metadata": compile_filter(RangeFilter(scope=MetadataFilterScope(metadata_property="round"), ge=2)),
+    }
+    orders = {
+        "relevance": [],
+        "metadata": [compile_order(Order(scope=MetadataFilterScope(metadata_property="round"), order="desc"))],  # type: ignore[arg-type]
+        "inserted_at": [compile_order(Order(scope=RecordFilterScope(property="inserted_at"), order="desc"))],  # type: ignore[arg-type]
+    }
+    for filter_name, where in filters.items():
+        expected = ids(index, where=where) & text_hits
+        for order_name, order in orders.items():
+            pages: list[tuple[str, float | None]] = []
+            for offset in range(0, len(expected) + 10, 7):
+                hits, total = index.search("ds", text=TextSearch("volcano"), where=where, order=order, offset=offset, limit=7)
+                assert total == len(expected), (filter_name, order_name, offset)
+                pages += hits
+            assert {h[0] for h in pages} == expected, (filter_name, order_name)
+            assert len(pages) == len(expected)
+            if order_name == "relevance":
+                scores = [h[1] for h in pages]
+                assert all(isinstance(s, float) for s in scores)
+                assert scores == sorted(scores, reverse=True)
+            else:  # the same order as without text, restricted to the text hits
+                plain, _ = index.search("ds", where=where, order=order, limit=1000)
+                assert [h[0] for h in pages] == [h[0] for h in plain if h[0] in expected]
+
+
+def test_records_take_rids_in_their_dataset_block(index: SearchIndex) -> None:
+    index.upsert_records([doc(0), doc(1, dataset_id="other"), doc(2), doc(2, texts={"prompt": "last wins"})])
+    index.upsert_records([doc(1, texts={"prompt": "moved here"})])  # record 1 moves from "other" to "ds"
+    rows = index.query("SELECT record_id, rid, dataset_id FROM idx_records ORDER BY rid")
+    blocks = {dataset: dno for dno, dataset in index.query("SELECT dno, dataset_id FROM idx_datasets")}
+    assert all(rid_ >> RECORD_BITS == blocks[dataset] for _, rid_, dataset in rows)
+    assert [(record_id, dataset) for record_id, _, dataset in rows] == [(rid(0), "ds"), (rid(2), "ds"), (rid(1), "ds")]
+    assert ids(index, text=TextSearch("last wins")) == {rid(2)}
+    assert ids(index, text=TextSearch("moved")) == {rid(1)}
+    assert index.search("other", text=TextSearch("prompt"))[1] == 0
+    assert index.status_counts("other") == {}
+    assert index.status_counts("ds") == {"pending": 3}
 
 
 def test_sort_by_metadata_and_suggestion_with_missing_values_last(index: SearchIndex) -> None:

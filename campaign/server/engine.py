@@ -218,14 +218,14 @@ def _record_filter(filter: Filter, scope: RecordFilterScope) -> Clause:
         values = [str(v) for v in filter.values]
         if not values:
             return Clause("0")
-        return Clause(f"r.{column} IN ({','.join('?' * len(values))})", tuple(values))
+        return Clause(f"r.{column} IN ({','.join('?' * len(values))})", tuple(values), record_columns=True)
     if isinstance(filter, RangeFilter):
         parts, params = [], []
         for op, bound in ((">=", filter.ge), ("<=", filter.le)):
             if bound is not None:
                 parts.append(f"r.{column} {op} ?")
                 params.append(_record_bound(bound))
-        return Clause(" AND ".join(parts) or "1", tuple(params))
+        return Clause(" AND ".join(parts) or "1", tuple(params), record_columns=True)
     msg = f"Cannot process request for filter {filter}"
     raise ValueError(msg)
 
@@ -314,7 +314,7 @@ def compile_order(order: Order, dataset: Dataset | None = None) -> Clause:
     aggregate = "max" if direction == "DESC" else "min"
     scope: FilterScope = order.scope
     if isinstance(scope, RecordFilterScope):
-        return Clause(f"r.{_record_column(scope.property)} {direction}")
+        return Clause(f"r.{_record_column(scope.property)} {direction}", record_columns=True)
     if isinstance(scope, MetadataFilterScope):
         column = _metadata_sort_column(scope.metadata_property, dataset)
         return Clause(

@@ -18,13 +18,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idx_meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS idx_datasets (dataset_id TEXT PRIMARY KEY);
+-- Each dataset owns one block of record rids (its number above RECORD_BITS bits), so a rid range
+-- selects one dataset's records in any table keyed by rid, the text indexes included.
+CREATE TABLE IF NOT EXISTS idx_datasets (dno INTEGER PRIMARY KEY, dataset_id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS idx_records (
     rid INTEGER PRIMARY KEY,
     record_id TEXT NOT NULL UNIQUE,
@@ -140,6 +142,12 @@ MMAP_BYTES = 256 * 1024 * 1024
 # idx_text rowids: the record's rid above FIELD_BITS bits of field id.
 FIELD_BITS = 20
 FIELD_MASK = (1 << FIELD_BITS) - 1
+# Record rids: the dataset's number above RECORD_BITS bits of sequence. A dataset holds up to 2**26
+# (67 million) record inserts, and with FIELD_BITS above, rids stay below 2**43, so text rowids fit
+# in SQLite's signed 64-bit integers: at most 2**17 - 1 datasets.
+RECORD_BITS = 26
+RECORD_MASK = (1 << RECORD_BITS) - 1
+MAX_DATASET_NUMBER = (1 << (63 - FIELD_BITS - RECORD_BITS)) - 1
 _MAX_RANDOM = 2**62
 
 
@@ -301,7 +309,7 @@ class SearchIndex:
     def create_dataset(self, dataset_id: str) -> None:
         """Register a dataset's index (idempotent)."""
         with self.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO idx_datasets (dataset_id) VALUES (?)", (dataset_id,))
+            self._dataset_number(conn, dataset_id, register=True)
 
     def delete_dataset(self, dataset_id: str) -> None:
         """Drop a dataset's index and every document in it."""
@@ -327,21 +335,24 @@ class SearchIndex:
     # -- documents --------------------------------------------------------------------------------
 
     def upsert_records(self, docs: Iterable[RecordDoc]) -> int:
-        """Insert or replace whole record documents, in one transaction."""
-        docs = list(docs)
+        """Insert or replace whole record documents, in one transaction.
+
+        A record keeps its rid while it stays in its dataset; a new record takes the next rid of its
+        dataset's block. When a record id appears twice, the last document wins.
+        """
+        docs = list({doc.record_id: doc for doc in docs}.values())
         if not docs:
             return 0
         with self.transaction() as conn:
-            existing = self._rids(conn, [doc.record_id for doc in docs])
-            self._delete_children(conn, list(existing.values()))
+            rids = self._assign_rids(conn, docs)
             conn.executemany(
-                "INSERT INTO idx_records (record_id, dataset_id, external_id, status, inserted_at, updated_at, rnd)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (record_id) DO UPDATE SET dataset_id = excluded.dataset_id,"
-                " external_id = excluded.external_id, status = excluded.status,"
-                " inserted_at = excluded.inserted_at, updated_at = excluded.updated_at",
+                "INSERT INTO idx_records (rid, record_id, dataset_id, external_id, status, inserted_at, updated_at, rnd)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (record_id) DO UPDATE SET external_id = excluded.external_id,"
+                " status = excluded.status, inserted_at = excluded.inserted_at, updated_at = excluded.updated_at",
                 [
                     (
+                        rids[d.record_id],
                         d.record_id,
                         d.dataset_id,
                         d.external_id,
@@ -353,7 +364,6 @@ class SearchIndex:
                     for d in docs
                 ],
             )
-            rids = self._rids(conn, [doc.record_id for doc in docs])
             field_ids = self._field_ids(conn, {(d.dataset_id, name) for d in docs for name in d.texts})
             text_rows: list[tuple[int, str]] = []
             all_text_rows: list[tuple[int, str]] = []
@@ -469,27 +479,17 @@ class SearchIndex:
 
         `total` may be given when the caller can count the matches more cheaply (see `count_by_status`).
         """
+        if text is not None:
+            return self._text_search(dataset_id, text, where, order, offset, limit)
         clauses = ["r.dataset_id = ?"]
         params: list[Any] = [dataset_id]
         source = "idx_records r"
-        score_sql = "NULL"
-        join_params: list[Any] = []
-        if text is not None:
-            match = text.match_expression()
-            if match is None:
-                return [], 0
-            # One FTS row per record, or per (record, field) for one field: each record joins at most once.
-            # The text index drives the search: CROSS JOIN keeps SQLite from scanning the records instead.
-            source = f"({text.hits_sql()}) h CROSS JOIN idx_records r ON r.rid = h.hit_rid"
-            score_sql = "h.hit_score"
-            join_params = text.hits_params(match, dataset_id)
         if where is not None:
             clauses.append(where.sql)
             params.extend(where.params)
         where_sql = " AND ".join(clauses)
-        params = [*join_params, *params]
 
-        user_order = not order and text is None and user_id is not None
+        user_order = not order and user_id is not None
         if total is None and user_order:
             total = int(self.query(f"SELECT count(*) FROM {source} WHERE {where_sql}", params)[0][0])
         if total == 0 or limit <= 0:
@@ -499,27 +499,67 @@ class SearchIndex:
                 source, where_sql, params, user_key(str(user_id)), offset, limit
             ), total or 0
 
-        order_sql: list[str] = []
-        order_params: list[Any] = []
-        for clause in order:
-            order_sql.append(clause.sql)
-            order_params.extend(clause.params)
-        if not order_sql and text is not None:
-            order_sql.append("score DESC")
-        order_sql.append("r.rid ASC")
+        order_by = Clause.sequence([*order, Clause("r.rid ASC")])
         # The window count rides along with the page, so the matches are found once, not twice.
         counted = ", count(*) OVER () AS total" if total is None else ""
         sql = (
-            f"SELECT r.record_id, {score_sql} AS score{counted} FROM {source} WHERE {where_sql}"
-            f" ORDER BY {', '.join(order_sql)} LIMIT ? OFFSET ?"
+            f"SELECT r.record_id, NULL AS score{counted} FROM {source} WHERE {where_sql}"
+            f" ORDER BY {order_by.sql} LIMIT ? OFFSET ?"
         )
-        rows = self.query(sql, [*params, *order_params, limit, offset])
+        rows = self.query(sql, [*params, *order_by.params, limit, offset])
         if total is None:
             if rows:
                 total = int(rows[0][2])
             else:  # a page past the end: count on its own
                 total = int(self.query(f"SELECT count(*) FROM {source} WHERE {where_sql}", params)[0][0])
         return [(row[0], row[1]) for row in rows], total
+
+    def _text_search(
+        self,
+        dataset_id: str,
+        text: TextSearch,
+        where: Clause | None,
+        order: Sequence[Clause],
+        offset: int,
+        limit: int,
+    ) -> tuple[list[tuple[str, float | None]], int]:
+        """`search` with a text query: the text index drives, filters and sorts apply to its hits.
+
+        The hits are the dataset's rid block of the FTS index, so they need no look-up in the records
+        table; it is joined only when a filter or sort reads its columns, and otherwise only for the
+        record ids of the page. Matches are scored and counted in one pass (relevance first, then rid).
+        """
+        match = text.match_expression()
+        with self._lock:
+            dno = self._dataset_number(self._conn, dataset_id, register=False)
+        if match is None or dno is None:
+            return [], 0
+        base = dno << RECORD_BITS
+        hits_params = text.hits_params(match, dataset_id, base, base | RECORD_MASK)
+        condition = where or Clause("1")
+        # The records table is joined only when needed; CROSS JOIN keeps the text index in the outer loop.
+        joined = condition.record_columns or any(c.record_columns for c in order)
+
+        def source(scored: bool) -> str:
+            hits = f"({text.hits_sql(scored=scored)})"
+            return f"{hits} h CROSS JOIN idx_records r ON r.rid = h.rid" if joined else f"{hits} r"
+
+        order_by = Clause.sequence([*order] or [Clause("score DESC")])
+        rows = self.query(
+            f"SELECT r.rid, {'h' if joined else 'r'}.score AS score, count(*) OVER () FROM {source(True)}"
+            f" WHERE {condition.sql} ORDER BY {order_by.sql}, r.rid ASC LIMIT ? OFFSET ?",
+            [*hits_params, *condition.params, *order_by.params, limit, offset],
+        )
+        if not rows:  # no match, or a page past the end: count on its own
+            found = self.query(
+                f"SELECT count(*) FROM {source(False)} WHERE {condition.sql}", [*hits_params, *condition.params]
+            )
+            return [], int(found[0][0])
+        marks = ",".join("?" * len(rows))
+        record_ids = dict(
+            self.query(f"SELECT rid, record_id FROM idx_records WHERE rid IN ({marks})", [row[0] for row in rows])
+        )
+        return [(record_ids[rid], score) for rid, score, _ in rows], int(rows[0][2])
 
     def _user_page(
         self, source: str, where_sql: str, params: list[Any], key: int, offset: int, limit: int
@@ -640,16 +680,64 @@ class SearchIndex:
     # -- helpers ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _rids(conn: sqlite3.Connection, record_ids: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
+    def _dataset_number(conn: sqlite3.Connection, dataset_id: str, *, register: bool) -> int | None:
+        """The number of a dataset's rid block; registered first if asked (None when not registered)."""
+        if register:
+            conn.execute("INSERT OR IGNORE INTO idx_datasets (dataset_id) VALUES (?)", (dataset_id,))
+        row = conn.execute("SELECT dno FROM idx_datasets WHERE dataset_id = ?", (dataset_id,)).fetchone()
+        if row is None:
+            return None
+        if row[0] > MAX_DATASET_NUMBER:
+            raise RuntimeError(
+                f"the search index has run out of dataset numbers ({MAX_DATASET_NUMBER}); rebuild it"
+            )
+        return int(row[0])
+
+    @classmethod
+    def _assign_rids(cls, conn: sqlite3.Connection, docs: list[RecordDoc]) -> dict[str, int]:
+        """The rid of every document: its own if indexed in the same dataset, else the next free one.
+
+        Indexed documents lose their children (they are written again); a record that changed dataset
+        is removed and takes a rid in its new dataset's block.
+        """
+        found = cls._record_keys(conn, [doc.record_id for doc in docs])
+        kept = {
+            doc.record_id: found[doc.record_id][0]
+            for doc in docs
+            if doc.record_id in found and found[doc.record_id][1] == doc.dataset_id
+        }
+        moved = [rid for record_id, (rid, _) in found.items() if record_id not in kept]
+        cls._delete_children(conn, [*kept.values(), *moved])
+        conn.executemany("DELETE FROM idx_records WHERE rid = ?", [(rid,) for rid in moved])
+        rids = dict(kept)
+        for dataset_id in dict.fromkeys(doc.dataset_id for doc in docs if doc.record_id not in kept):
+            base = cast(int, cls._dataset_number(conn, dataset_id, register=True)) << RECORD_BITS
+            last = conn.execute(
+                "SELECT max(rid) FROM idx_records WHERE rid BETWEEN ? AND ?", (base, base | RECORD_MASK)
+            ).fetchone()[0]
+            new = [doc.record_id for doc in docs if doc.dataset_id == dataset_id and doc.record_id not in kept]
+            start = base if last is None else last + 1
+            if start + len(new) - 1 > (base | RECORD_MASK):
+                msg = f"the search index has run out of record ids for dataset {dataset_id}; rebuild it"
+                raise RuntimeError(msg)
+            rids.update(zip(new, range(start, start + len(new)), strict=True))
+        return rids
+
+    @classmethod
+    def _rids(cls, conn: sqlite3.Connection, record_ids: list[str]) -> dict[str, int]:
+        return {record_id: rid for record_id, (rid, _) in cls._record_keys(conn, record_ids).items()}
+
+    @staticmethod
+    def _record_keys(conn: sqlite3.Connection, record_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """The rid and dataset of every indexed record among `record_ids`."""
+        found: dict[str, tuple[int, str]] = {}
         for start in range(0, len(record_ids), 500):
             chunk = record_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                conn.execute(
-                    f"SELECT record_id, rid FROM idx_records WHERE record_id IN ({marks})", chunk
-                ).fetchall()
+            rows = conn.execute(
+                f"SELECT record_id, rid, dataset_id FROM idx_records WHERE record_id IN ({marks})", chunk
             )
+            found.update((record_id, (rid, dataset_id)) for record_id, rid, dataset_id in rows)
         return found
 
     @staticmethod
@@ -701,26 +789,43 @@ class SearchIndex:
 
 @dataclass(frozen=True)
 class Clause:
-    """A fragment of SQL over `idx_records r`, with its parameters."""
+    """A fragment of SQL over `idx_records r`, with its parameters.
+
+    A clause that reads only `r.rid` (through sub-queries on the tables keyed by rid) also applies to
+    text hits without a look-up in the records table; one that reads other columns of `r` must say so
+    in `record_columns`.
+    """
 
     sql: str
     params: tuple[Any, ...] = ()
+    record_columns: bool = False
 
     @staticmethod
     def all_of(clauses: Sequence[Clause]) -> Clause:
         """Every clause holds."""
         if not clauses:
             return Clause("1")
-        return Clause(
-            " AND ".join(f"({c.sql})" for c in clauses), tuple(p for c in clauses for p in c.params)
-        )
+        return Clause._join(" AND ", [Clause(f"({c.sql})", c.params, c.record_columns) for c in clauses])
 
     @staticmethod
     def any_of(clauses: Sequence[Clause]) -> Clause:
         """At least one clause holds."""
         if not clauses:
             return Clause("0")
-        return Clause(" OR ".join(f"({c.sql})" for c in clauses), tuple(p for c in clauses for p in c.params))
+        return Clause._join(" OR ", [Clause(f"({c.sql})", c.params, c.record_columns) for c in clauses])
+
+    @staticmethod
+    def sequence(clauses: Sequence[Clause]) -> Clause:
+        """Sort terms, most significant first."""
+        return Clause._join(", ", clauses)
+
+    @staticmethod
+    def _join(separator: str, clauses: Sequence[Clause]) -> Clause:
+        return Clause(
+            separator.join(c.sql for c in clauses),
+            tuple(p for c in clauses for p in c.params),
+            any(c.record_columns for c in clauses),
+        )
 
 
 _TOKEN = re.compile(r'"([^"]*)"|(\S+)')
@@ -738,20 +843,30 @@ class TextSearch:
     q: str
     field: str | None = None
 
-    def hits_sql(self) -> str:
-        """Matching record rids (`hit_rid`) with their relevance (`hit_score`, higher is better)."""
+    def hits_sql(self, *, scored: bool = True) -> str:
+        """Matching records in a rid range: `rid`, and `score` (relevance, higher is better) if asked.
+
+        Each record matches at most once: one FTS row per record, or per (record, field) for one field.
+        """
         if self.field is None:
             # One row per record with all its text: every term may match a different field.
-            return "SELECT rowid AS hit_rid, -bm25(idx_text_all) AS hit_score FROM idx_text_all WHERE idx_text_all MATCH ?"
+            score = ", -bm25(idx_text_all) AS score" if scored else ""
+            return (
+                f"SELECT rowid AS rid{score} FROM idx_text_all"
+                " WHERE idx_text_all MATCH ? AND rowid BETWEEN ? AND ?"
+            )
+        score = ", -bm25(idx_text) AS score" if scored else ""
         return (
-            f"SELECT rowid >> {FIELD_BITS} AS hit_rid, -bm25(idx_text) AS hit_score FROM idx_text"
-            f" WHERE idx_text MATCH ? AND (rowid & {FIELD_MASK}) ="
+            f"SELECT rowid >> {FIELD_BITS} AS rid{score} FROM idx_text"
+            f" WHERE idx_text MATCH ? AND rowid BETWEEN ? AND ? AND (rowid & {FIELD_MASK}) ="
             " (SELECT field_id FROM idx_fields WHERE dataset_id = ? AND name = ?)"
         )
 
-    def hits_params(self, match: str, dataset_id: str) -> list[Any]:
-        """The parameters of `hits_sql`."""
-        return [match] if self.field is None else [match, dataset_id, self.field]
+    def hits_params(self, match: str, dataset_id: str, first_rid: int, last_rid: int) -> list[Any]:
+        """The parameters of `hits_sql`, for the records with rids in [first_rid, last_rid]."""
+        if self.field is None:
+            return [match, first_rid, last_rid]
+        return [match, first_rid << FIELD_BITS, last_rid << FIELD_BITS | FIELD_MASK, dataset_id, self.field]
 
     def match_expression(self) -> str | None:
         """The FTS5 MATCH expression, or None when the query has no searchable word."""
