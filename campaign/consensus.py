@@ -402,16 +402,18 @@ def _collect(
     known_ids = ids.drop_nulls()
     if frame.height == 0 or known_ids.len() == 0:
         return pl.DataFrame(schema=_VOTES_SCHEMA), []
-    source = frame.lazy()
+    # rid is the position of the record id among the sorted ids (a null id, if any, sorts first): an enum
+    # cast finds it without joining on the string ids; votes on unknown records get none and are dropped.
+    # The cast builds its lookup table on every call (per chunk or morsel in a plan), so it runs once here,
+    # on the whole column.
+    positions = frame.get_column("record_id").cast(pl.Enum(known_ids), strict=False).to_physical()
+    source = frame.lazy().with_columns(positions.cast(pl.UInt32).alias("rid"))
+    rid = pl.col("rid") if ids.len() == known_ids.len() else pl.col("rid") + (ids.len() - known_ids.len())
     if who == "annotator":
         source = source.filter(pl.col("status") == "submitted")
         if exclude:
             source = source.filter(~pl.col("annotator").is_in(sorted(exclude)))
     given = pl.col(who) if who in frame.columns else pl.lit(None, dtype=pl.String())
-    # rid is the position of the record id among the sorted ids (a null id, if any, sorts first): an enum
-    # cast finds it without joining on the string ids; votes on unknown records get none and are dropped.
-    rid = pl.col("record_id").cast(pl.Enum(known_ids), strict=False).to_physical().cast(pl.UInt32)
-    rid = rid + (ids.len() - known_ids.len())
     templates = recs.get_column("template").cast(pl.Enum(TEMPLATES))
     present = set(templates.unique().drop_nulls().to_list())
     # Questions, values and voters have few distinct texts: each is read once here, then looked up per
