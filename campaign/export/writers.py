@@ -135,10 +135,12 @@ def _fill(folder: Path, result: ExportResult, *, jsonl: bool, repo_id: str | Non
         write_frame(frame, folder / relative, jsonl=jsonl)
         return {"path": relative, "rows": frame.height, "sha256": _sha256(folder / relative)}
 
-    # pyarrow encodes and compresses without the GIL: the files are written side by side.
+    # pyarrow encodes and compresses without the GIL: the files are written side by side, the largest
+    # first, so that no worker is left with a large file after the others are done.
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        for (name, split, _), written in zip(jobs, pool.map(write, jobs), strict=True):
-            files[name][split] = written
+        futures = {job[:2]: pool.submit(write, job) for job in sorted(jobs, key=lambda j: -j[2].height)}
+        for name, split, _ in jobs:
+            files[name][split] = futures[name, split].result()
     manifest = build_manifest(result, files)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     card = render_card(
