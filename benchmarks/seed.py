@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import statistics
+import sys
 import tempfile
 import time
 import traceback
@@ -32,6 +31,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_description, replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -235,25 +238,6 @@ def run_distilabel(
     return Outcome(name, count, seconds, note=note)
 
 
-def machine() -> dict[str, str]:
-    """nproc, CPU model and RAM of this machine."""
-    cpu = platform.processor() or "unknown"
-    memory = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    nproc = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    return {"nproc": nproc, "cpu": cpu, "ram": memory, "python": platform.python_version()}
-
-
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -281,20 +265,6 @@ def table(outcomes: list[Outcome], baseline: Outcome) -> str:
             f"| {o.name} | {o.records} | {o.seconds:.2f} | {o.rate:,.0f} | {ratio:.2f}x | {o.note} |"
         )
     return "\n".join(lines)
-
-
-def replace_section(path: Path, title: str, body: str) -> None:
-    """Replace (or append) the `## title` section of a Markdown file, keeping every other section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    heading = f"## {title}"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    section = f"{heading}\n\n{body.strip()}\n\n"
-    text = (
-        pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def median_run(runs: list[Outcome]) -> Outcome:
@@ -366,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     results = table([outcomes[key] for key in keys], outcomes["sdk"])
     print()
     print(results)
-    info = machine()
     sdk_rate = outcomes["sdk"].rate or float("inf")
     ratio = (outcomes["campaign"].rate or 0) / sdk_rate
     stock_ratio = (outcomes["campaign-stock"].rate or 0) / sdk_rate
@@ -380,7 +349,7 @@ same local server (SQLite, default `campaign server` options), {runs_text}. Time
 the records from the rows; the campaign and SDK datasets use the rating template (N=2); distilabel
 creates its own.
 
-Machine: {info["cpu"]}, nproc {info["nproc"]}, {info["ram"]} RAM, Python {info["python"]}; {versions()}.
+Machine: {machine_description()}; {versions()}.
 
 {results}
 
