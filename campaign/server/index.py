@@ -479,7 +479,8 @@ class SearchIndex:
     ) -> tuple[list[tuple[str, float | None]], int]:
         """Record ids and scores of one page of matches, and the total number of matches.
 
-        `total` may be given when the caller can count the matches more cheaply (see `count_by_status`).
+        `total` may be given when the caller can count the matches more cheaply (see `count_by_status`);
+        text searches count their matches themselves.
         """
         if text is not None:
             return self._text_search(dataset_id, text, where, order, offset, limit)
@@ -561,7 +562,10 @@ class SearchIndex:
         record_ids = dict(
             self.query(f"SELECT rid, record_id FROM idx_records WHERE rid IN ({marks})", [row[0] for row in rows])
         )
-        return [(record_ids[rid], score) for rid, score, _ in rows], int(rows[0][2])
+        # A record deleted since the page was read is left out, as argilla-server leaves out hits it
+        # no longer finds in its database.
+        page = [(record_ids[rid], score) for rid, score, _ in rows if rid in record_ids]
+        return page, int(rows[0][2])
 
     def _user_page(
         self, source: str, where_sql: str, params: list[Any], key: int, offset: int, limit: int
