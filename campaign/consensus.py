@@ -345,6 +345,7 @@ def _record_tables(
         record_id, template = bad.select("record_id", "template").row(0)
         msg = f"Record {record_id} has unknown template {template!r}; expected one of {', '.join(TEMPLATES)}."
         raise InputError(msg)
+    _check_prompt_ids(recs)
     slots = frame.select("rid", slot.fill_null(1), pl.col("response").fill_null(""), "model")
     # Sorted by slot within a record, equal (rid, slot) rows are neighbours unless a null slot (read as 1)
     # comes before a slot below 1; only then does the last distinct row need hashing.
@@ -365,6 +366,24 @@ def _record_tables(
         ).item()
     )
     return recs, slots, dense
+
+
+def _check_prompt_ids(recs: pl.DataFrame) -> None:
+    """Refuse records without a prompt id: the split and the binary pairing group by it.
+
+    A sync never writes one (it falls back to the record id) and `campaign seed` always sets it, so a null
+    means the snapshot was written or edited by something else; guessing would put a prompt in both splits.
+    """
+    missing = recs.filter(pl.col("prompt_id").is_null())
+    if missing.height:
+        ids = missing.get_column("record_id").to_list()
+        shown = ", ".join(str(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+        msg = (
+            f"{len(ids)} record(s) have no prompt_id ({shown}); a snapshot synced by 'campaign status' "
+            "always has one. Delete the campaign's .campaign/snapshot folder and run 'campaign status' "
+            "to sync it again, or set prompt_id on those rows of records.parquet."
+        )
+        raise InputError(msg)
 
 
 def _number(value: Any) -> float | None:

@@ -176,6 +176,46 @@ def test_unknown_template_and_missing_columns_raise():
         consolidate_pairs(records, responses.drop("annotator"))
 
 
+@pytest.mark.parametrize("build", [pairs, unpaired])
+def test_a_record_without_prompt_id_is_refused_by_name(build):
+    # The split and the binary pairing group by prompt id; a sync never leaves it null.
+    recs = record("r1", ["a", "b"]) + [
+        {**row, "prompt_id": None} for row in record("r2", ["c", "d"]) + record("r3", ["e", "f"])
+    ]
+    resp = [row for rid in ("r1", "r2", "r3") for row in ratings(rid, "x", [5, 1])]
+    with pytest.raises(InputError, match=r"2 record\(s\) have no prompt_id \(r2, r3\).*campaign status"):
+        build(recs, resp)
+
+
+def test_null_prompt_id_outside_the_selected_rounds_is_not_looked_at():
+    recs = record("r1", ["a", "b"]) + [
+        {**row, "prompt_id": None} for row in record("r2", ["c", "d"], round=2)
+    ]
+    resp = ratings("r1", "x", [5, 1]) + ratings("r2", "x", [5, 1])
+    assert pairs(recs, resp, rounds=[1]).frame["record_id"].to_list() == ["r1"]
+
+
+def test_null_record_fields_other_than_prompt_id_give_no_crash():
+    # Null texts become empty (then refused or dropped as unrated), a null model stays null, and a record
+    # without an id gets no votes (votes name their record), so it is dropped as unanswered.
+    recs = (
+        record("r1", ["a", "b"], models=[None, "m2"])
+        + [{**row, "record_id": None} for row in record("r2", ["c", "d"])]
+        + [{**row, "response": None} for row in record("r3", ["e", "f"])][:1]
+        + record("r3", ["e", "f"])[1:]
+    )
+    resp = ratings("r1", "x", [5, 1]) + ratings("r3", "x", [5, 1])
+    result = pairs(recs, resp)
+    check_accounting(result)
+    assert result.frame["record_id"].to_list() == ["r1", "r3"]
+    assert result.frame["chosen_model"].to_list() == [None, "model-1"]
+    assert result.frame["chosen"].to_list() == ["a", ""]
+    assert result.dropped == {"no_submitted_responses": 1}
+    examples = unpaired(recs, resp)
+    check_accounting(examples)
+    assert examples.dropped == {"no_submitted_responses": 2, "unrated_response": 1}
+
+
 # --- judge fallback -----------------------------------------------------------------------------------
 
 

@@ -124,6 +124,15 @@ def _records(records: pl.DataFrame, rounds: Iterable[int] | None) -> list[_Recor
                 raise InputError(msg)
             rec = out[rid] = _Record(rid, prompt_id, round_, template, prompt or "")
         rec.slots[1 if slot is None else int(slot)] = (response or "", model)
+    nameless = [str(rec.record_id) for rec in out.values() if rec.prompt_id is None]
+    if nameless:
+        shown = ", ".join(nameless[:3]) + (", ..." if len(nameless) > 3 else "")
+        msg = (
+            f"{len(nameless)} record(s) have no prompt_id ({shown}); a snapshot synced by 'campaign status' "
+            "always has one. Delete the campaign's .campaign/snapshot folder and run 'campaign status' "
+            "to sync it again, or set prompt_id on those rows of records.parquet."
+        )
+        raise InputError(msg)
     return list(out.values())
 
 
@@ -682,6 +691,22 @@ def test_unknown_template_is_reported_like_before() -> None:
             messages.append(str(exc))
     assert len(messages) == 2
     assert messages[0] == messages[1]
+
+
+def test_missing_prompt_ids_are_reported_like_the_loops() -> None:
+    rows = [row for i in range(5) for row in data.record(f"r{i}", ["a", "b"])]
+    records, responses, suggestions = data.frames(rows, [])
+    records = records.with_columns(
+        prompt_id=pl.when(pl.col("record_id") == "r2").then(pl.lit("p")).otherwise(None)
+    )
+    messages = []
+    for build in (reference_pairs, consolidate_pairs, reference_unpaired, consolidate_unpaired):
+        try:
+            build(records, responses, suggestions)
+        except InputError as exc:
+            messages.append(str(exc))
+    assert len(messages) == 4 and len(set(messages)) == 1
+    assert "4 record(s) have no prompt_id (r0, r1, r3, ...)" in messages[0]
 
 
 @contextmanager

@@ -124,6 +124,16 @@ def test_split_rejects_bad_test_size():
         split_by_prompt(pl.DataFrame({"prompt_id": ["a"]}), test_size=1.0, seed=0)
 
 
+@pytest.mark.parametrize("seed", [0, 1])  # "None" hashes to train with seed 0 and to test with seed 1
+def test_split_refuses_rows_without_prompt_id(seed):
+    # Such a row used to vanish from both splits, or crash sorting the test prompt ids.
+    frame = pl.DataFrame(
+        {"prompt_id": [f"p{i}" for i in range(30)] + [None], "record_id": [f"r{i}" for i in range(31)]}
+    )
+    with pytest.raises(InputError, match=r"1 row\(s\) have no prompt_id \(first: record r30\)"):
+        split_by_prompt(frame, test_size=0.1, seed=seed)
+
+
 @given(
     ids=st.lists(st.text(min_size=1, max_size=12), max_size=60),
     test_size=st.floats(min_value=0, max_value=0.99),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 from test_export_data import rating_campaign
@@ -133,3 +135,22 @@ def test_push_to_hub_is_private_unless_public(campaign_dir, tmp_path, monkeypatc
         "--campaign", str(campaign_dir), "--out", str(tmp_path / "o"), "--push-to-hub", "me/x", "--public"
     )
     assert public.exit_code == 0 and calls[0][1]["private"] is False
+
+
+@pytest.mark.parametrize("seed", ["0", "1"])
+def test_records_without_prompt_id_fail_with_their_ids_and_no_traceback(tmp_path, seed):
+    # With seed 1 the null prompt id hashed into the test split and crashed sorting the test prompt ids;
+    # with seed 0 its rows silently went to neither split.
+    snapshot = rating_campaign(40)
+    nameless = pl.col("record_id").is_in(["r000", "r001"])
+    records = snapshot.records.with_columns(
+        pl.when(nameless).then(None).otherwise("prompt_id").alias("prompt_id")
+    )
+    directory = tmp_path / "camp"
+    save_snapshot(directory, replace(snapshot, records=records))
+    result = run("--campaign", str(directory), "--out", str(tmp_path / "o"), "--seed", seed)
+    assert result.exit_code == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "2 record(s) have no prompt_id (r000, r001)" in result.stderr
+    assert "campaign status" in result.stderr
+    assert not (tmp_path / "o").exists()

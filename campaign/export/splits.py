@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from campaign.errors import UsageError
+from campaign.errors import InputError, UsageError
 
 SPLITS = ("train", "test")
 
@@ -68,6 +68,15 @@ def split_by_prompt(
     check_test_size(test_size)
     if frame.height == 0:
         return {"train": frame, "test": frame.clear()}
+    nameless = frame.get_column("prompt_id").null_count()
+    if nameless:
+        # A null prompt id has no hash and no side: it would land in neither split.
+        first = frame.filter(pl.col("prompt_id").is_null()).row(0, named=True).get("record_id")
+        msg = (
+            f"{nameless} row(s) have no prompt_id (first: record {first}); every row needs one to be "
+            "split by prompt. Set prompt_id on those records, then export again."
+        )
+        raise InputError(msg)
     if test_ids is None:
         prompt_ids = frame.get_column("prompt_id").unique().to_list()
         test_ids = test_prompts(prompt_ids, test_size=test_size, seed=seed)
