@@ -128,6 +128,9 @@ def test_response_status_filters_follow_elasticsearch_semantics(index: SearchInd
     assert status(["pending"], b) == {rid(0), rid(3)}
     assert status(["submitted"], None) == {rid(0), rid(1)}
     assert status(["pending", "draft"], a) == {rid(1), rid(2), rid(3)}
+    nobody = User("nobody")  # a user the index has never seen: every record is pending for them
+    assert status(["pending"], nobody) == {rid(i) for i in range(4)}
+    assert status(["submitted", "draft"], nobody) == set()
     value = TermsFilter(scope=ResponseFilterScope(question="rating_1", user=a), values=["4"])  # type: ignore[arg-type]
     assert ids(index, where=compile_filter(value)) == {rid(0)}
     assert response_status_clause([], "a") == Clause("1")

@@ -273,7 +273,9 @@ def _response_filter(filter: Filter, scope: ResponseFilterScope) -> Clause:
 
 def response_status_clause(statuses: list[str], user_id: str | None) -> Clause:
     """Records whose responses have one of these statuses; `pending` means no response (by the user)."""
-    user_sql, user_params = (" AND p.user_id = ?", (user_id,)) if user_id else ("", ())
+    user_sql, user_params = ("", ())
+    if user_id:
+        user_sql, user_params = (" AND p.uno = (SELECT uno FROM idx_users WHERE user_id = ?)", (user_id,))
     options: list[Clause] = []
     if ResponseStatusFilter.pending.value in statuses:
         options.append(

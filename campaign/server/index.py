@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idx_meta (key TEXT PRIMARY KEY, value TEXT);
@@ -51,11 +51,13 @@ CREATE TABLE IF NOT EXISTS idx_suggestions (
 );
 CREATE INDEX IF NOT EXISTS idx_suggestions_rid ON idx_suggestions (rid, question);
 CREATE INDEX IF NOT EXISTS idx_suggestions_q ON idx_suggestions (dataset_id, question);
+-- Users by number: the per-record status probe of a search compares integers, and its index stays small.
+CREATE TABLE IF NOT EXISTS idx_users (uno INTEGER PRIMARY KEY, user_id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS idx_responses (
     response_id TEXT PRIMARY KEY, rid INTEGER NOT NULL, dataset_id TEXT NOT NULL,
-    user_id TEXT NOT NULL, status TEXT NOT NULL
+    user_id TEXT NOT NULL, uno INTEGER NOT NULL, status TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS idx_responses_rid ON idx_responses (rid, user_id, status);
+CREATE INDEX IF NOT EXISTS idx_responses_rid ON idx_responses (rid, uno, status);
 CREATE INDEX IF NOT EXISTS idx_responses_user ON idx_responses (dataset_id, user_id, status);
 CREATE INDEX IF NOT EXISTS idx_responses_dataset ON idx_responses (dataset_id, rid, status);
 CREATE TABLE IF NOT EXISTS idx_response_values (
@@ -115,16 +117,21 @@ CREATE TRIGGER IF NOT EXISTS idx_responses_upd AFTER UPDATE OF status, user_id, 
     ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 """
+# Parameters: response_id, rid, dataset_id, user_id, status. The user must be in idx_users already.
 UPSERT_RESPONSE = (
-    "INSERT INTO idx_responses VALUES (?, ?, ?, ?, ?) ON CONFLICT (response_id) DO UPDATE SET"
-    " rid = excluded.rid, dataset_id = excluded.dataset_id, user_id = excluded.user_id, status = excluded.status"
+    "INSERT INTO idx_responses (response_id, rid, dataset_id, user_id, uno, status)"
+    " VALUES (?1, ?2, ?3, ?4, (SELECT uno FROM idx_users WHERE user_id = ?4), ?5)"
+    " ON CONFLICT (response_id) DO UPDATE SET rid = excluded.rid, dataset_id = excluded.dataset_id,"
+    " user_id = excluded.user_id, uno = excluded.uno, status = excluded.status"
 )
+REGISTER_USER = "INSERT OR IGNORE INTO idx_users (user_id) VALUES (?)"
 TABLES = (
     "idx_meta",
     "idx_datasets",
     "idx_records",
     "idx_metadata",
     "idx_suggestions",
+    "idx_users",
     "idx_responses",
     "idx_response_values",
     "idx_vectors",
@@ -395,6 +402,7 @@ class SearchIndex:
             conn.executemany("INSERT INTO idx_text_all (rowid, content) VALUES (?, ?)", all_text_rows)
             conn.executemany("INSERT INTO idx_metadata VALUES (?, ?, ?, ?, ?)", meta_rows)
             conn.executemany("INSERT INTO idx_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sugg_rows)
+            conn.executemany(REGISTER_USER, [(user_id,) for user_id in {row[3] for row in resp_rows}])
             conn.executemany(UPSERT_RESPONSE, resp_rows)
             conn.executemany("INSERT INTO idx_response_values VALUES (?, ?, ?, ?, ?, ?)", value_rows_)
             conn.executemany("INSERT OR REPLACE INTO idx_vectors VALUES (?, ?, ?, ?)", vector_rows)
@@ -422,6 +430,7 @@ class SearchIndex:
                 0
             ]
             conn.execute("DELETE FROM idx_response_values WHERE response_id = ?", (response.response_id,))
+            conn.execute(REGISTER_USER, (response.user_id,))
             conn.execute(
                 UPSERT_RESPONSE,
                 (response.response_id, rid, dataset_id, response.user_id, response.status),
