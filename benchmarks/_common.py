@@ -52,10 +52,12 @@ def markdown_table(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def publish(rows: list[tuple[str, str, str]], *, section: str, command: str, write: bool) -> None:
-    """Print the table and, unless told not to, put it with the command and machine in BENCHMARKS.md."""
+def publish(
+    rows: list[tuple[str, str, str]], *, section: str, command: str, write: bool, notes: str = ""
+) -> None:
+    """Print the table and, unless told not to, put it with the command, machine and notes in BENCHMARKS.md."""
     table = markdown_table(rows)
     print(table)
     if write:
-        body = f"Command: `{command}`.\n\nMachine: {machine_description()}\n\n{table}\n"
+        body = f"Command: `{command}`.\n\nMachine: {machine_description()}\n\n{table}\n\n{notes}\n"
         replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", section, body)
