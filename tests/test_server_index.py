@@ -234,7 +234,9 @@ def test_text_follows_replaced_and_deleted_records_in_each_dataset(index: Search
     assert index.query("SELECT count(*) FROM idx_text")[0][0] == 2
 
 
-def test_text_search_with_filters_sorts_and_pages_agrees_with_the_unfiltered_engine(index: SearchIndex) -> None:
+def test_text_search_with_filters_sorts_and_pages_agrees_with_the_unfiltered_engine(
+    index: SearchIndex,
+) -> None:
     """Every filter and sort gives the text path the same answer as the records path, restricted to the hits.
 
     Record-column filters and sorts (status, inserted_at) join the records table; the others do not.
@@ -256,18 +258,26 @@ def test_text_search_with_filters_sorts_and_pages_agrees_with_the_unfiltered_eng
         for i in range(120)
     ]
     index.upsert_records(docs)
-    index.upsert_records([doc(i, dataset_id="other", texts={"prompt": "volcano river"}) for i in range(500, 540)])
+    index.upsert_records(
+        [doc(i, dataset_id="other", texts={"prompt": "volcano river"}) for i in range(500, 540)]
+    )
     text_hits = {d.record_id for d in docs if "volcano" in " ".join(d.texts.values()).split()}
     response_status = ResponseFilterScope(property="status", user=User("a"))  # type: ignore[arg-type]
     filters = {
         "none": None,
-        "response status": compile_filter(TermsFilter(scope=response_status, values=["submitted", "pending"])),
-        "record status": compile_filter(TermsFilter(scope=RecordFilterScope(property="status"), values=["completed"])),
+        "response status": compile_filter(
+            TermsFilter(scope=response_status, values=["submitted", "pending"])
+        ),
+        "record status": compile_filter(
+            TermsFilter(scope=RecordFilterScope(property="status"), values=["completed"])
+        ),
         "metadata": compile_filter(RangeFilter(scope=MetadataFilterScope(metadata_property="round"), ge=2)),
     }
     orders = {
         "relevance": [],
-        "metadata": [compile_order(Order(scope=MetadataFilterScope(metadata_property="round"), order="desc"))],  # type: ignore[arg-type]
+        "metadata": [
+            compile_order(Order(scope=MetadataFilterScope(metadata_property="round"), order="desc"))
+        ],  # type: ignore[arg-type]
         "inserted_at": [compile_order(Order(scope=RecordFilterScope(property="inserted_at"), order="desc"))],  # type: ignore[arg-type]
     }
     for filter_name, where in filters.items():
@@ -275,7 +285,9 @@ def test_text_search_with_filters_sorts_and_pages_agrees_with_the_unfiltered_eng
         for order_name, order in orders.items():
             pages: list[tuple[str, float | None]] = []
             for offset in range(0, len(expected) + 10, 7):
-                hits, total = index.search("ds", text=TextSearch("volcano"), where=where, order=order, offset=offset, limit=7)
+                hits, total = index.search(
+                    "ds", text=TextSearch("volcano"), where=where, order=order, offset=offset, limit=7
+                )
                 assert total == len(expected), (filter_name, order_name, offset)
                 pages += hits
             assert {h[0] for h in pages} == expected, (filter_name, order_name)
@@ -295,12 +307,31 @@ def test_records_take_rids_in_their_dataset_block(index: SearchIndex) -> None:
     rows = index.query("SELECT record_id, rid, dataset_id FROM idx_records ORDER BY rid")
     blocks = {dataset: dno for dno, dataset in index.query("SELECT dno, dataset_id FROM idx_datasets")}
     assert all(rid_ >> RECORD_BITS == blocks[dataset] for _, rid_, dataset in rows)
-    assert [(record_id, dataset) for record_id, _, dataset in rows] == [(rid(0), "ds"), (rid(2), "ds"), (rid(1), "ds")]
+    assert [(record_id, dataset) for record_id, _, dataset in rows] == [
+        (rid(0), "ds"),
+        (rid(2), "ds"),
+        (rid(1), "ds"),
+    ]
     assert ids(index, text=TextSearch("last wins")) == {rid(2)}
     assert ids(index, text=TextSearch("moved")) == {rid(1)}
     assert index.search("other", text=TextSearch("prompt"))[1] == 0
     assert index.status_counts("other") == {}
     assert index.status_counts("ds") == {"pending": 3}
+
+
+def test_a_full_rid_block_is_refused_with_a_rebuild_hint(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import campaign.server.index as index_module
+
+    monkeypatch.setattr(index_module, "RECORD_BITS", 2)
+    monkeypatch.setattr(index_module, "RECORD_MASK", 3)
+    index.upsert_records([doc(i) for i in range(4)])
+    with pytest.raises(RuntimeError, match=r"run out of record ids for dataset ds.*rebuilt from the database"):
+        index.upsert_records([doc(4)])
+    assert index.status_counts("ds") == {"pending": 4}  # the refused batch wrote nothing
+    index.upsert_records([doc(0, texts={"prompt": "still updatable"})])
+    assert ids(index, text=TextSearch("updatable")) == {rid(0)}
 
 
 def test_sort_by_metadata_and_suggestion_with_missing_values_last(index: SearchIndex) -> None:

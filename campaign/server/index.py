@@ -158,6 +158,12 @@ RECORD_BITS = 26
 RECORD_MASK = (1 << RECORD_BITS) - 1
 MAX_DATASET_NUMBER = (1 << (63 - FIELD_BITS - RECORD_BITS)) - 1
 _MAX_RANDOM = 2**62
+# Dataset, record and field numbers only grow (SQLite reuses just the highest freed one); a rebuild
+# numbers what exists from the start again.
+REBUILD_HINT = (
+    "stop the server, delete search-index.sqlite in its data dir and start it again:"
+    " the index is rebuilt from the database"
+)
 
 
 @dataclass
@@ -564,12 +570,15 @@ class SearchIndex:
         )
         if not rows:  # no match, or a page past the end: count on its own
             found = self.query(
-                f"SELECT count(*) FROM {source(False)} WHERE {condition.sql}", [*hits_params, *condition.params]
+                f"SELECT count(*) FROM {source(False)} WHERE {condition.sql}",
+                [*hits_params, *condition.params],
             )
             return [], int(found[0][0])
         marks = ",".join("?" * len(rows))
         record_ids = dict(
-            self.query(f"SELECT rid, record_id FROM idx_records WHERE rid IN ({marks})", [row[0] for row in rows])
+            self.query(
+                f"SELECT rid, record_id FROM idx_records WHERE rid IN ({marks})", [row[0] for row in rows]
+            )
         )
         # A record deleted since the page was read is left out, as argilla-server leaves out hits it
         # no longer finds in its database.
@@ -704,7 +713,7 @@ class SearchIndex:
             return None
         if row[0] > MAX_DATASET_NUMBER:
             raise RuntimeError(
-                f"the search index has run out of dataset numbers ({MAX_DATASET_NUMBER}); rebuild it"
+                f"the search index has run out of dataset numbers ({MAX_DATASET_NUMBER}); {REBUILD_HINT}"
             )
         return int(row[0])
 
@@ -730,10 +739,12 @@ class SearchIndex:
             last = conn.execute(
                 "SELECT max(rid) FROM idx_records WHERE rid BETWEEN ? AND ?", (base, base | RECORD_MASK)
             ).fetchone()[0]
-            new = [doc.record_id for doc in docs if doc.dataset_id == dataset_id and doc.record_id not in kept]
+            new = [
+                doc.record_id for doc in docs if doc.dataset_id == dataset_id and doc.record_id not in kept
+            ]
             start = base if last is None else last + 1
             if start + len(new) - 1 > (base | RECORD_MASK):
-                msg = f"the search index has run out of record ids for dataset {dataset_id}; rebuild it"
+                msg = f"the search index has run out of record ids for dataset {dataset_id}; {REBUILD_HINT}"
                 raise RuntimeError(msg)
             rids.update(zip(new, range(start, start + len(new)), strict=True))
         return rids
@@ -765,7 +776,9 @@ class SearchIndex:
                 "SELECT field_id FROM idx_fields WHERE dataset_id = ? AND name = ?", (dataset_id, name)
             ).fetchone()
             if row[0] > FIELD_MASK:
-                raise RuntimeError(f"the search index has run out of field ids ({FIELD_MASK}); rebuild it")
+                raise RuntimeError(
+                    f"the search index has run out of field ids ({FIELD_MASK}); {REBUILD_HINT}"
+                )
             ids[dataset_id, name] = int(row[0])
         return ids
 
