@@ -327,7 +327,9 @@ def test_a_full_rid_block_is_refused_with_a_rebuild_hint(
     monkeypatch.setattr(index_module, "RECORD_BITS", 2)
     monkeypatch.setattr(index_module, "RECORD_MASK", 3)
     index.upsert_records([doc(i) for i in range(4)])
-    with pytest.raises(RuntimeError, match=r"run out of record ids for dataset ds.*rebuilt from the database"):
+    with pytest.raises(
+        RuntimeError, match=r"run out of record ids for dataset ds.*rebuilt from the database"
+    ):
         index.upsert_records([doc(4)])
     assert index.status_counts("ds") == {"pending": 4}  # the refused batch wrote nothing
     index.upsert_records([doc(0, texts={"prompt": "still updatable"})])
