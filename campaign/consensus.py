@@ -305,7 +305,7 @@ class _Inputs:
     """The records of a consolidation, their slots, and the votes each judged record is decided on."""
 
     # rid, record_id, prompt_id, round, template, prompt, n_slots, first_slot, source ('human', 'judge', or
-    # null when dropped), reason (why it was dropped before any decision), annotators, n_annotators
+    # null when dropped), reason (why it was dropped before any decision), n_annotators
     records: pl.DataFrame
     slots: pl.DataFrame  # rid, slot, response, model
     # rid, slot, code (the voter), value, template, known (+ row: the slot's row in `slots`, when dense),
@@ -316,6 +316,10 @@ class _Inputs:
     dense: bool
     # True when every vote is integral and small, so that sums are exact in any order (see _aggregated).
     exact: bool
+    human: _Voters  # who voted on each record (the lists of names are built per example)
+    judge: _Voters
+    # Whether examples carry the `annotators` column (an export that omits it never builds the lists).
+    annotators: bool = True
 
 
 # Above this many (record, voter) cells the dense per-record arrays give way to group-bys.
@@ -411,16 +415,16 @@ def _mapped(column: str, values: list[Any], parse: Any, dtype: pl.DataType) -> p
 
 def _collect(
     frame: pl.DataFrame, recs: pl.DataFrame, who: str, *, exclude: set[str] | None = None, first_code: int = 0
-) -> tuple[pl.DataFrame, list[str]]:
-    """The last valid vote of each voter on each slot of the records in `recs`, and the voters.
+) -> _Voters:
+    """The last valid vote of each voter on each slot of the records in `recs`, and who voted on each record.
 
     Votes have the columns rid, slot, code, value, template; `code` is `first_code` plus the
-    voter's position in the returned (sorted) list of voters.
+    voter's position in the (sorted) list of voter names.
     """
     ids = recs.get_column("record_id")
     known_ids = ids.drop_nulls()
     if frame.height == 0 or known_ids.len() == 0:
-        return pl.DataFrame(schema=_VOTES_SCHEMA), []
+        return _voters(pl.DataFrame(schema=_VOTES_SCHEMA), [], first_code, recs.height, None)
     # rid is the position of the record id among the sorted ids (a null id, if any, sorts first): an enum
     # cast finds it without joining on the string ids; votes on unknown records get none and are dropped.
     # The cast builds its lookup table on every call (per chunk or morsel in a plan), so it runs once here,
@@ -510,12 +514,14 @@ def _collect(
     # Codes stand for the voters (one code per name), so no voter text is copied for each vote.
     columns = ("rid", "eff_slot", "code", "parsed", "template")
     rows = plan.select(columns).collect(engine="streaming")
-    if _has_duplicates(rows, len(names), first_code, recs.height):
-        # A voter answered one slot twice: the last in (record, question, slot, voter) order wins.
+    duplicated, voted = _has_duplicates(rows, len(names), first_code, recs.height)
+    if duplicated:
+        # A voter answered one slot twice: the last in (record, question, slot, voter) order wins (the
+        # (record, voter) cells that have a vote stay the same).
         rows = plan.collect().sort(["rid", "question", "slot", "who"], nulls_last=True, maintain_order=True)
         rows = rows.unique(["rid", "eff_slot", "code"], keep="last", maintain_order=True)
     votes = rows.select("rid", slot="eff_slot", code="code", value="parsed", template="template")
-    return votes, names
+    return _voters(votes, names, first_code, recs.height, voted)
 
 
 _RATING_QUESTION, _RANKING_QUESTION, _LABEL_QUESTION = 1, 2, 3
@@ -528,10 +534,11 @@ def _question_kind(question: str) -> int:
     return {"ranking": _RANKING_QUESTION, "label": _LABEL_QUESTION}.get(question, 0)
 
 
-def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_records: int) -> bool:
-    """Whether some voter has two votes on one (rid, eff_slot)."""
+def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_records: int) -> tuple[bool, Any]:
+    """Whether some voter has two votes on one (rid, eff_slot); and, when the votes were counted per cell,
+    whether each (record, voter) cell has a vote (n_records x n_voters booleans, row-major), else None."""
     if rows.height == 0:
-        return False
+        return False, None
     low, high = rows.select(low=pl.col("eff_slot").min(), high=pl.col("eff_slot").max()).row(0)
     width = (high - low + 1) * max(n_voters, 1)
     if width * n_records <= _DENSE_CELLS:
@@ -543,61 +550,94 @@ def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_record
             + (pl.col("eff_slot") - low) * n_voters
             + (pl.col("code").cast(pl.Int64) - first_code)
         ).to_series()
-        return bool(np.bincount(cells.to_numpy()).max() > 1)
+        counts = np.bincount(cells.to_numpy(), minlength=n_records * width)
+        voted = counts.reshape(n_records, high - low + 1, max(n_voters, 1)).any(axis=1).ravel()
+        return bool(counts.max() > 1), voted
     if width < 1 << 32:
         key = (
             pl.col("rid").cast(pl.UInt64) * (1 << 32)
             + (pl.col("eff_slot") - low).cast(pl.UInt64) * n_voters
             + (pl.col("code") - first_code).cast(pl.UInt64)
         )
-        return bool(rows.select(key.n_unique()).item() < rows.height)
-    return bool(rows.select(pl.struct("rid", "eff_slot", "code").is_duplicated().any()).item())
+        return bool(rows.select(key.n_unique()).item() < rows.height), None
+    return bool(rows.select(pl.struct("rid", "eff_slot", "code").is_duplicated().any()).item()), None
 
 
-def _voter_lists(
-    votes: pl.DataFrame, names: list[str], first_code: int, n_records: int, prefix: str
-) -> pl.DataFrame:
-    """<prefix>_annotators (sorted distinct voters, null for none) and <prefix>_n, one row per rid 0..N-1."""
-    lists, counts = f"{prefix}_annotators", f"{prefix}_n"
-    if votes.height == 0 or not names:
-        return pl.select(
-            pl.repeat(None, n_records, dtype=pl.List(pl.String())).alias(lists),
-            pl.repeat(0, n_records, dtype=pl.Int64()).alias(counts),
-        )
-    if n_records * len(names) > _DENSE_CELLS:
-        # Codes follow the sorted names: sorting by code sorts the voters.
-        distinct = votes.select("rid", "code").unique().sort("rid", "code")
-        positions = distinct.get_column("code") - first_code
-        distinct = distinct.with_columns(voter=pl.Series(names, dtype=pl.String()).gather(positions))
-        grouped = distinct.group_by("rid", maintain_order=True).agg(
-            pl.col("voter").alias(lists), pl.len().cast(pl.Int64).alias(counts)
-        )
-        return (
-            pl.DataFrame({"rid": pl.int_range(n_records, dtype=pl.UInt32(), eager=True)})
-            .join(grouped, on="rid", how="left")
-            .select(lists, pl.col(counts).fill_null(0))
-        )
+@dataclass(frozen=True)
+class _Voters:
+    """The votes of one source (humans or judges) and who voted on each record, without a list per record.
+
+    Record `rid` has `counts[rid]` voters: positions `codes[starts[rid]:starts[rid] + counts[rid]]` of the
+    sorted `names`. Lists of names are built only for the examples that carry them (`_annotator_lists`).
+    """
+
+    votes: pl.DataFrame
+    names: list[str]
+    counts: Any  # numpy int64, one per rid 0..N-1
+    starts: Any
+    codes: Any
+
+
+def _voters(votes: pl.DataFrame, names: list[str], first_code: int, n_records: int, voted: Any) -> _Voters:
+    """`_Voters` of `votes`; `voted` are the marked (record, voter) cells when `_has_duplicates` counted them."""
     import numpy as np
 
-    # Mark each (record, voter) cell once; the marked cells, in order, are every record's sorted voters.
+    if votes.height == 0 or not names:
+        empty = np.zeros(n_records, dtype=np.int64)
+        return _Voters(votes, names, empty, empty, np.zeros(0, dtype=np.int64))
     width = len(names)
-    cells = (
-        votes.select(pl.col("rid").cast(pl.Int64) * width + (pl.col("code").cast(pl.Int64) - first_code))
-        .to_series()
-        .to_numpy()
+    if voted is None and n_records * width <= _DENSE_CELLS:
+        # Mark each (record, voter) cell once.
+        cells = (
+            votes.select(pl.col("rid").cast(pl.Int64) * width + (pl.col("code").cast(pl.Int64) - first_code))
+            .to_series()
+            .to_numpy()
+        )
+        voted = np.zeros(n_records * width, dtype=bool)
+        voted[cells] = True
+    if voted is not None:
+        # The marked cells, in order, are every record's voters in name order (codes follow sorted names).
+        owner, codes = np.divmod(np.flatnonzero(voted), width)
+    else:
+        distinct = votes.select("rid", "code").unique().sort("rid", "code")
+        owner = distinct.get_column("rid").to_numpy().astype(np.int64)
+        codes = distinct.get_column("code").to_numpy().astype(np.int64) - first_code
+    counts = np.bincount(owner, minlength=n_records).astype(np.int64)
+    return _Voters(votes, names, counts, np.cumsum(counts) - counts, codes)
+
+
+def _annotator_lists(inputs: _Inputs, rid: pl.Series) -> pl.Series:
+    """The sorted voters of each record in `rid` (of its source: humans or judges; null when it has none)."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = rid.to_numpy()
+    source = inputs.records.get_column("source").gather(rid)
+    starts = np.zeros(rows.size, dtype=np.int64)
+    lengths = np.zeros(rows.size, dtype=np.int64)
+    valid = np.zeros(rows.size, dtype=bool)
+    names: list[str] = []
+    codes: list[Any] = []
+    for kind, voters in (("human", inputs.human), ("judge", inputs.judge)):
+        mine = (source == kind).fill_null(False).to_numpy()
+        valid |= mine
+        starts[mine] = voters.starts[rows[mine]] + sum(c.size for c in codes)
+        lengths[mine] = voters.counts[rows[mine]]
+        codes.append(voters.codes + len(names))
+        names += voters.names
+    offsets = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # Value i of the lists is code starts[row] + (i - offsets[row]) of its row.
+    picks = np.concatenate(codes)[np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])]
+    values = pl.Series(names, dtype=pl.String()).gather(picks).to_arrow()
+    # The list array is put together from buffers: pa.array() imports pandas on its first call (~0.3 s).
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    lists = pa.Array.from_buffers(
+        pa.large_list(values.type), rows.size, [validity, pa.py_buffer(offsets)], children=[values]
     )
-    marks = np.zeros(n_records * width, dtype=bool)
-    marks[cells] = True
-    owner, who = np.divmod(np.flatnonzero(marks), width)
-    voters = pl.DataFrame(
-        {"rid": pl.Series(owner, dtype=pl.UInt32()), lists: pl.Series(names, dtype=pl.String()).gather(who)}
-    ).with_columns(pl.col("rid").set_sorted())
-    grouped = voters.group_by("rid", maintain_order=True).agg(pl.col(lists))
-    n = pl.Series(counts, np.bincount(owner, minlength=n_records), dtype=pl.Int64())
-    if grouped.height == n_records:  # every record has a voter: rows are already rids 0..N-1
-        return pl.DataFrame([grouped.get_column(lists), n])
-    full = pl.DataFrame({"rid": pl.int_range(n_records, dtype=pl.UInt32(), eager=True)})
-    return full.join(grouped, on="rid", how="left").select(lists).with_columns(n)
+    annotators = pl.from_arrow(lists)
+    assert isinstance(annotators, pl.Series)
+    return annotators.alias("annotators")
 
 
 def _prepare(
@@ -607,15 +647,16 @@ def _prepare(
     policy: ConsensusPolicy,
     min_submitted: int | None,
     rounds: Iterable[int] | None,
+    annotators: bool = True,
 ) -> _Inputs:
     """Records, their slots, who judges each one (humans, else the judge, else a drop reason) and the votes."""
     recs, slots, dense = _record_tables(records, rounds)
     _require(responses, REQUIRED_RESPONSE_COLUMNS, "responses")
-    human, human_names = _collect(responses, recs, "annotator", exclude=set(policy.exclude_annotators))
-    judge, judge_names = pl.DataFrame(schema=_VOTES_SCHEMA), list[str]()
+    human = _collect(responses, recs, "annotator", exclude=set(policy.exclude_annotators))
+    judge = _voters(pl.DataFrame(schema=_VOTES_SCHEMA), [], len(human.names), recs.height, None)
     if policy.judge_fallback and suggestions is not None:
         _require(suggestions, REQUIRED_SUGGESTION_COLUMNS, "suggestions")
-        judge, judge_names = _collect(suggestions, recs, "agent", first_code=len(human_names))
+        judge = _collect(suggestions, recs, "agent", first_code=len(human.names))
     need = pl.lit(resolve_min_annotators(policy, min_submitted))
     if policy.binary.min_votes is not None:
         need = pl.when(pl.col("template") == "binary").then(pl.lit(policy.binary.min_votes)).otherwise(need)
@@ -634,35 +675,29 @@ def _prepare(
         .then(pl.lit("judge"))
         .otherwise(pl.lit(None, dtype=pl.String()))
     )
+    counts = pl.DataFrame({"human_n": human.counts, "judge_n": judge.counts})
     recs = (
-        pl.concat(
-            [
-                recs,
-                _voter_lists(human, human_names, 0, recs.height, "human"),
-                _voter_lists(judge, judge_names, len(human_names), recs.height, "judge"),
-            ],
-            how="horizontal",
-        )
+        pl.concat([recs, counts], how="horizontal")
         .with_columns(reason=reason, source=source)
         .with_columns(
             reason=pl.when(pl.col("source").is_null()).then(pl.col("reason")),
-            annotators=pl.when(pl.col("source") == "human")
-            .then(pl.col("human_annotators"))
+            n_annotators=pl.when(pl.col("source") == "human")
+            .then(pl.col("human_n"))
             .when(pl.col("source") == "judge")
-            .then(pl.col("judge_annotators")),
+            .then(pl.col("judge_n")),
         )
-        .with_columns(n_annotators=pl.col("annotators").list.len().cast(pl.Int64))
-        .drop("human_annotators", "human_n", "judge_annotators", "judge_n")
+        .drop("human_n", "judge_n")
     )
     sources = recs.get_column("source")
     # Codes stand for voters from here on (judge codes follow the human ones).
     votes = pl.concat(
         [
-            _where(votes, (sources == name).gather(votes.get_column("rid")))
-            for name, votes in (("human", human), ("judge", judge))
+            _where(voters.votes, (sources == name).gather(voters.votes.get_column("rid")))
+            for name, voters in (("human", human), ("judge", judge))
         ]
     )
-    return _Inputs(recs, slots, _with_known(votes, recs, slots, dense), dense, _exact(votes, "value"))
+    known = _with_known(votes, recs, slots, dense)
+    return _Inputs(recs, slots, known, dense, _exact(votes, "value"), human, judge, annotators)
 
 
 def _with_known(votes: pl.DataFrame, recs: pl.DataFrame, slots: pl.DataFrame, dense: bool) -> pl.DataFrame:
@@ -979,9 +1014,15 @@ def _counts(*parts: pl.DataFrame) -> dict[str, int]:
     return {reason: n for reason, n in sorted(totals.items()) if n > 0}
 
 
-def _finish(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: list[str]) -> pl.DataFrame:
+def _finish(
+    parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: list[str], inputs: _Inputs
+) -> pl.DataFrame:
     """The parts in `schema`'s columns and types, concatenated and sorted (the exports' row order)."""
-    columns = [pl.col(name).cast(dtype) for name, dtype in schema.items()]
+    columns = [
+        pl.col(name).cast(dtype)
+        for name, dtype in schema.items()
+        if name != "annotators" or inputs.annotators
+    ]
     return pl.concat([part.select(columns) for part in parts]).sort(order)
 
 
@@ -1000,7 +1041,9 @@ def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) 
     rid = frame.get_column("rid")
     # Records are rows 0..N-1 by rid: their fields are gathered by position (frame's own columns win).
     frame = frame.with_columns(
-        recs.get_column(c).gather(rid) for c in _RECORD_FIELDS if c not in frame.columns
+        _annotator_lists(inputs, rid) if c == "annotators" else recs.get_column(c).gather(rid)
+        for c in _RECORD_FIELDS
+        if c not in frame.columns and (c != "annotators" or inputs.annotators)
     )
     for column, prefix in slots:
         names = {"response": f"{prefix}text", "model": f"{prefix}model"}
@@ -1037,6 +1080,7 @@ def _pairs(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
     kept_scored = _with_record(
         scored.filter(pl.col("reason").is_null()), inputs, ("chosen", "chosen_"), ("rejected", "rejected_")
     ).select(
+        *(["annotators"] if inputs.annotators else []),  # _finish puts the columns in schema order
         prompt="prompt",
         chosen="chosen_text",
         rejected="rejected_text",
@@ -1052,11 +1096,12 @@ def _pairs(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
         n_annotators="n_annotators",
         agreement="agreement",
         source="source",
-        annotators="annotators",
     )
     binary = _binary(inputs, policy)
     pairs, binary_dropped = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
-    frame = _finish([kept_scored, pairs], PAIRS_SCHEMA, ["prompt_id", "record_id", "rejected_record_id"])
+    frame = _finish(
+        [kept_scored, pairs], PAIRS_SCHEMA, ["prompt_id", "record_id", "rejected_record_id"], inputs
+    )
     dropped = _counts(
         inputs.records.select("reason", weight=pl.lit(1)),
         scored.select("reason", weight=pl.lit(1)),
@@ -1086,7 +1131,9 @@ def _pair_binary(labelled: pl.DataFrame, inputs: _Inputs) -> tuple[pl.DataFrame,
         bads.with_columns(rank), on=["prompt_id", "rank"], how="inner", suffix="_r", nulls_equal=True
     )
     identical = _strip("text") == _strip("text_r")
+    together = pl.concat_list("annotators", "annotators_r").list.unique().list.sort()
     pairs = matched.filter(~identical).select(
+        *([together.alias("annotators")] if inputs.annotators else []),
         prompt="prompt",
         chosen="text",
         rejected="text_r",
@@ -1104,7 +1151,6 @@ def _pair_binary(labelled: pl.DataFrame, inputs: _Inputs) -> tuple[pl.DataFrame,
         source=pl.when((pl.col("source") == "judge") | (pl.col("source_r") == "judge"))
         .then(pl.lit("judge"))
         .otherwise(pl.lit("human")),
-        annotators=pl.concat_list("annotators", "annotators_r").list.unique().list.sort(),
     )
     n_identical = matched.height - pairs.height
     dropped = pl.DataFrame(
@@ -1159,7 +1205,9 @@ def _unpaired(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
         inputs,
         ("slot", ""),
     ).with_columns(completion="text")
-    frame = _finish([binary_rows, rating, ranking_rows], UNPAIRED_SCHEMA, ["prompt_id", "record_id", "slot"])
+    frame = _finish(
+        [binary_rows, rating, ranking_rows], UNPAIRED_SCHEMA, ["prompt_id", "record_id", "slot"], inputs
+    )
     dropped = _counts(
         recs.select("reason", weight=units),
         binary.select("reason", weight=pl.lit(1)),
@@ -1264,8 +1312,12 @@ def consolidate(
     policy: ConsensusPolicy | None = None,
     min_submitted: int | None = None,
     rounds: Iterable[int] | None = None,
+    annotators: bool = True,
 ) -> dict[str, Consolidation]:
-    """Several consolidations ('pairs', 'unpaired') of one snapshot, reading its votes once."""
+    """Several consolidations ('pairs', 'unpaired') of one snapshot, reading its votes once.
+
+    `annotators=False` leaves the `annotators` column out of the frames (for exports that omit it).
+    """
     policy = policy or ConsensusPolicy()
-    inputs = _prepare(records, responses, suggestions, policy, min_submitted, rounds)
+    inputs = _prepare(records, responses, suggestions, policy, min_submitted, rounds, annotators)
     return {kind: CONSOLIDATIONS[kind](inputs, policy) for kind in kinds}

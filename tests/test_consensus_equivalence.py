@@ -12,7 +12,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from unittest.mock import patch
 
@@ -670,13 +670,17 @@ def test_vectorised_consensus_matches_the_loops(
     records, responses, suggestions = tables
     args: dict[str, Any] = {"policy": policy, "min_submitted": min_submitted, "rounds": rounds}
     both = consolidate(records, responses, suggestions, **args)
+    lean = consolidate(records, responses, suggestions, annotators=False, **args)
     for reference, vectorised, kind in (
         (reference_pairs, consolidate_pairs, "pairs"),
         (reference_unpaired, consolidate_unpaired, "unpaired"),
     ):
-        expected = _canonical(reference(records, responses, suggestions, **args))
+        result = reference(records, responses, suggestions, **args)
+        expected = _canonical(result)
         assert _canonical(vectorised(records, responses, suggestions, **args)) == expected
         assert _canonical(both[kind]) == expected
+        # Without the annotator lists (exports that omit them), everything else is the same.
+        assert _canonical(lean[kind]) == _canonical(replace(result, frame=result.frame.drop("annotators")))
 
 
 def test_unknown_template_is_reported_like_before() -> None:
@@ -741,5 +745,8 @@ def test_general_paths_match_the_loops(
     args: dict[str, Any] = {"policy": policy, "min_submitted": min_submitted, "rounds": rounds}
     with _general_paths():
         both = consolidate(records, responses, suggestions, **args)
+        lean = consolidate(records, responses, suggestions, annotators=False, **args)
     for reference, kind in ((reference_pairs, "pairs"), (reference_unpaired, "unpaired")):
-        assert _canonical(both[kind]) == _canonical(reference(records, responses, suggestions, **args))
+        result = reference(records, responses, suggestions, **args)
+        assert _canonical(both[kind]) == _canonical(result)
+        assert _canonical(lean[kind]) == _canonical(replace(result, frame=result.frame.drop("annotators")))

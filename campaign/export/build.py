@@ -135,9 +135,15 @@ def build_export(
     }
     salt = _salt(snapshot.meta)
     kinds = list(dict.fromkeys("unpaired" if fmt == "kto" else "pairs" for fmt in names))
-    # One pass over the votes serves both the pairs (dpo, orpo) and the unpaired examples (kto).
+    # One pass over the votes serves both the pairs (dpo, orpo) and the unpaired examples (kto); the
+    # lists of annotators are only built when the export carries them.
     cache = consolidate(
-        snapshot.records, snapshot.responses, snapshot.suggestions, kinds=kinds, **consensus_args
+        snapshot.records,
+        snapshot.responses,
+        snapshot.suggestions,
+        kinds=kinds,
+        annotators=annotators != "omit",
+        **consensus_args,
     )
     # Each exported prompt is hashed once, whichever formats it lands in.
     prompt_ids = pl.concat([c.frame.get_column("prompt_id") for c in cache.values()]).unique()

@@ -47,14 +47,16 @@ def test_prompts(prompt_ids: Iterable[Any], *, test_size: float, seed: int) -> l
         return []
     if limit >= 2**64:
         return sorted(prompt_ids)
+    # A 32-byte digest is below these 8 bytes exactly when its first 8 bytes are (no slice needed).
     first = limit.to_bytes(8, "big")
-    seeded = hashlib.sha256(f"{seed}:".encode())  # copying the hashed seed beats hashing it again each time
+    copy = hashlib.sha256(f"{seed}:".encode()).copy  # copying the hashed seed beats hashing it again
     chosen = []
+    keep = chosen.append
     for prompt_id in prompt_ids:
-        digest = seeded.copy()
+        digest = copy()
         digest.update(str(prompt_id).encode())
-        if digest.digest()[:8] < first:
-            chosen.append(prompt_id)
+        if digest.digest() < first:
+            keep(prompt_id)
     return sorted(chosen)
 
 
