@@ -155,6 +155,8 @@ def test_test_prompts_agree_with_is_test(test_size):
     for seed in (0, 7):
         expected = sorted(p for p in ids if is_test(p, test_size=test_size, seed=seed))
         assert hashed_test_prompts(ids, test_size=test_size, seed=seed) == expected
+        # A string column takes the path that hashes its UTF-8 bytes without str objects.
+        assert hashed_test_prompts(pl.Series(ids), test_size=test_size, seed=seed) == expected
 
 
 # --- card ---------------------------------------------------------------------------------------------

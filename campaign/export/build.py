@@ -147,7 +147,7 @@ def build_export(
     )
     # Each exported prompt is hashed once, whichever formats it lands in.
     prompt_ids = pl.concat([c.frame.get_column("prompt_id") for c in cache.values()]).unique()
-    test_ids = test_prompts(prompt_ids.to_list(), test_size=test_size, seed=seed)
+    test_ids = test_prompts(prompt_ids, test_size=test_size, seed=seed)
     built: dict[str, FormatExport] = {}
     skipped: dict[str, Consolidation] = {}
     for fmt in names:

@@ -46,11 +46,21 @@ def test_prompts(prompt_ids: Iterable[Any], *, test_size: float, seed: int) -> l
     if limit == 0:
         return []
     if limit >= 2**64:
-        return sorted(prompt_ids)
+        return sorted(prompt_ids.to_list() if isinstance(prompt_ids, pl.Series) else prompt_ids)
     # A 32-byte digest is below these 8 bytes exactly when its first 8 bytes are (no slice needed).
     first = limit.to_bytes(8, "big")
     copy = hashlib.sha256(f"{seed}:".encode()).copy  # copying the hashed seed beats hashing it again
-    chosen = []
+    if isinstance(prompt_ids, pl.Series) and prompt_ids.dtype == pl.String and not prompt_ids.null_count():
+        # A string column hands over its UTF-8 bytes directly (no str object to encode per prompt).
+        picked: list[int] = []
+        pick = picked.append
+        for position, encoded in enumerate(prompt_ids.cast(pl.Binary).to_list()):
+            digest = copy()
+            digest.update(encoded)
+            if digest.digest() < first:
+                pick(position)
+        return sorted(prompt_ids.gather(picked).to_list())
+    chosen: list[Any] = []
     keep = chosen.append
     for prompt_id in prompt_ids:
         digest = copy()
