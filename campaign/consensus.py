@@ -425,12 +425,10 @@ def _collect(
     known_ids = ids.drop_nulls()
     if frame.height == 0 or known_ids.len() == 0:
         return _voters(pl.DataFrame(schema=_VOTES_SCHEMA), [], first_code, recs.height, None)
-    # rid is the position of the record id among the sorted ids (a null id, if any, sorts first): an enum
-    # cast finds it without joining on the string ids; votes on unknown records get none and are dropped.
-    # The cast builds its lookup table on every call (per chunk or morsel in a plan), so it runs once here,
-    # on the whole column.
-    positions = frame.get_column("record_id").cast(pl.Enum(known_ids), strict=False).to_physical()
-    source = frame.lazy().with_columns(positions.cast(pl.UInt32).alias("rid"))
+    # rid is the position of the record id among the sorted ids (a null id, if any, sorts first); votes on
+    # unknown records get none and are dropped.
+    positions = _positions(frame.get_column("record_id"), known_ids)
+    source = frame.lazy().with_columns(positions.alias("rid"))
     rid = pl.col("rid") if ids.len() == known_ids.len() else pl.col("rid") + (ids.len() - known_ids.len())
     if who == "annotator":
         source = source.filter(pl.col("status") == "submitted")
@@ -522,6 +520,35 @@ def _collect(
         rows = rows.unique(["rid", "eff_slot", "code"], keep="last", maintain_order=True)
     votes = rows.select("rid", slot="eff_slot", code="code", value="parsed", template="template")
     return _voters(votes, names, first_code, recs.height, voted)
+
+
+def _hashes(ids: pl.Series) -> pl.Series:
+    """64-bit hashes of ids (only compared within one process)."""
+    return ids.hash()
+
+
+def _positions(ids: pl.Series, known: pl.Series) -> pl.Series:
+    """The position (UInt32) of each of `ids` among the distinct, non-null `known` ids; null if not known.
+
+    Joining 64-bit hashes of the ids is ~2x faster than an enum cast of the strings; the joined ids are then
+    compared, and a hash that two texts share (or a null id that would match) falls back to the cast.
+    """
+    hashes = _hashes(known)
+    if hashes.n_unique() == known.len():
+        numbered = pl.DataFrame(
+            {"h": hashes, "rid": pl.int_range(known.len(), dtype=pl.UInt32(), eager=True)}
+        )
+        found = (
+            pl.DataFrame({"h": _hashes(ids)})
+            .join(numbered, on="h", how="left", maintain_order="left")
+            .get_column("rid")
+        )
+        same = (known.gather(found) == ids).fill_null(False) | found.is_null()
+        if same.all():
+            return found
+    # The cast builds its lookup table on every call (per chunk or morsel in a plan), so it runs once, on
+    # the whole column.
+    return ids.cast(pl.Enum(known), strict=False).to_physical().cast(pl.UInt32)
 
 
 _RATING_QUESTION, _RANKING_QUESTION, _LABEL_QUESTION = 1, 2, 3

@@ -411,3 +411,19 @@ def test_ranking_invariants(data, method, margin):
     kto = unpaired(recs, resp, policy=policy)
     check_accounting(kto)
     assert kto.frame.height == 2 * result.frame.height
+
+
+# --- record positions ---------------------------------------------------------------------------------
+
+
+def test_record_positions_join_hashes_and_fall_back_to_the_exact_cast(monkeypatch):
+    known = pl.Series(["a", "b", "c"])
+    ids = pl.Series(["c", None, "x", "a", "b", "a"])
+    expected = [2, None, None, 0, 1, 0]
+    assert c._positions(ids, known).to_list() == expected
+    # Every text sharing one hash: the known ids are not told apart, so the cast decides.
+    monkeypatch.setattr(c, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
+    assert c._positions(ids, known).to_list() == expected
+    # An unknown id (and a null one) whose hash matches a known id's: the comparison of the ids catches it.
+    one = pl.Series(["a"])
+    assert c._positions(pl.Series(["a", "x", None]), one).to_list() == [0, None, None]
