@@ -427,3 +427,15 @@ def test_record_positions_join_hashes_and_fall_back_to_the_exact_cast(monkeypatc
     # An unknown id (and a null one) whose hash matches a known id's: the comparison of the ids catches it.
     one = pl.Series(["a"])
     assert c._positions(pl.Series(["a", "x", None]), one).to_list() == [0, None, None]
+
+
+@pytest.mark.parametrize("far_slot", [3, 100])  # few slots: one slot at a time; many: numpy's any
+def test_duplicate_check_marks_who_voted_on_each_record(far_slot):
+    rows = pl.DataFrame(
+        {"rid": [0, 0, 2, 2, 2], "eff_slot": [1, far_slot, 1, 2, 2], "code": [1, 1, 0, 2, 2]},
+        schema={"rid": pl.UInt32, "eff_slot": pl.Int64, "code": pl.UInt32},
+    )
+    duplicated, voted = c._has_duplicates(rows, 3, 0, 3)
+    assert duplicated
+    assert voted.tolist() == [False, True, False, False, False, False, True, False, True]
+    assert c._has_duplicates(rows.head(4), 3, 0, 3)[0] is False
