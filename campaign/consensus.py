@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
@@ -320,6 +320,8 @@ class _Inputs:
     judge: _Voters
     # Whether examples carry the `annotators` column (an export that omits it never builds the lists).
     annotators: bool = True
+    # Per-slot vote counts and sums, computed once for the pairs and the KTO examples when they share votes.
+    sums: dict[str, Any] = field(default_factory=dict)
 
 
 # Above this many (record, voter) cells the dense per-record arrays give way to group-bys.
@@ -581,7 +583,7 @@ def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_record
         per_slot = counts.reshape(n_records, high - low + 1, max(n_voters, 1))
         if high - low < 64:
             # One slot at a time: numpy's any(axis=1) over the middle axis is several times slower.
-            voted = per_slot[:, 0, :] > 0
+            voted: Any = per_slot[:, 0, :] > 0
             for position in range(1, high - low + 1):
                 voted |= per_slot[:, position, :] > 0
         else:
@@ -787,6 +789,25 @@ def _slot_rows(inputs: _Inputs, votes: pl.DataFrame) -> Any:
     return votes.get_column("row").to_numpy()
 
 
+def _slot_sums(inputs: _Inputs, votes: pl.DataFrame, column: str, shared: str | None) -> tuple[Any, Any]:
+    """Vote counts and sums of `column` per row of `inputs.slots` (dense); `shared` names the vote set, so
+    that another consolidation of the same votes reuses them (sums of integral votes are exact in any order).
+    """
+    import numpy as np
+
+    if shared is not None and shared in inputs.sums:
+        return inputs.sums[shared]
+    rows = _slot_rows(inputs, votes)
+    size = inputs.slots.height
+    sums = (
+        np.bincount(rows, minlength=size),
+        np.bincount(rows, weights=votes.get_column(column).to_numpy(), minlength=size),
+    )
+    if shared is not None:
+        inputs.sums[shared] = sums
+    return sums
+
+
 def _exact(votes: pl.DataFrame, column: str) -> bool:
     """Whether every vote is integral and small, so that sums are exact in any order (see _aggregated)."""
     value = pl.col(column)
@@ -796,7 +817,7 @@ def _exact(votes: pl.DataFrame, column: str) -> bool:
     )
 
 
-def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any) -> pl.DataFrame:
+def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any, shared: str | None) -> pl.DataFrame:
     """n, chosen, rejected, chosen_score, rejected_score, margin per rid 0..N-1 (n = 0 without scores).
 
     `votes` hold known votes with the value to average in `agg`; `flip` (per rid) says that a lower
@@ -804,10 +825,8 @@ def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any) -> pl.DataFrame
     """
     import numpy as np
 
-    n_records, n_slots = inputs.records.height, inputs.slots.height
-    rows = _slot_rows(inputs, votes)
-    counts = np.bincount(rows, minlength=n_slots)
-    totals = np.bincount(rows, weights=votes.get_column("agg").to_numpy(), minlength=n_slots)
+    n_records = inputs.records.height
+    counts, totals = _slot_sums(inputs, votes, "agg", shared)
     scored = np.flatnonzero(counts)  # in (rid, slot) order
     score = totals[scored] / counts[scored]
     owner = inputs.slots.get_column("rid").to_numpy()[scored].astype(np.int64)
@@ -822,12 +841,29 @@ def _dense_best(inputs: _Inputs, votes: pl.DataFrame, flip: Any) -> pl.DataFrame
     }
     if scored.size:
         first = np.r_[True, owner[1:] != owner[:-1]]
-        starts, group = np.flatnonzero(first), np.cumsum(first) - 1
-        high, low = np.maximum.reduceat(key, starts), np.minimum.reduceat(key, starts)
-        position = np.arange(scored.size)
+        starts = np.flatnonzero(first)
+        width = scored.size // starts.size
         # Chosen: highest key, lowest slot; rejected: lowest key, highest slot (rows are in slot order).
-        best = np.minimum.reduceat(np.where(key == high[group], position, scored.size), starts)
-        worst = np.maximum.reduceat(np.where(key == low[group], position, -1), starts)
+        if width <= 16 and starts.size * width == scored.size and (np.diff(starts) == width).all():
+            # Every record has `width` scored slots: column by column beats reduceat's per-group overhead.
+            grid = key.reshape(-1, width)
+            high, low = grid[:, 0].copy(), grid[:, 0].copy()
+            for column in range(1, width):
+                np.maximum(high, grid[:, column], out=high)
+                np.minimum(low, grid[:, column], out=low)
+            best_column = np.full(starts.size, width - 1)
+            worst_column = np.zeros(starts.size, dtype=np.int64)
+            for column in range(width - 1, -1, -1):
+                best_column[grid[:, column] == high] = column
+            for column in range(width):
+                worst_column[grid[:, column] == low] = column
+            best, worst = starts + best_column, starts + worst_column
+        else:
+            group = np.cumsum(first) - 1
+            high, low = np.maximum.reduceat(key, starts), np.minimum.reduceat(key, starts)
+            position = np.arange(scored.size)
+            best = np.minimum.reduceat(np.where(key == high[group], position, scored.size), starts)
+            worst = np.maximum.reduceat(np.where(key == low[group], position, -1), starts)
         slot = inputs.slots.get_column("slot").to_numpy()[scored]
         ids = owner[starts]
         out["n"][ids] = np.diff(np.r_[starts, scored.size])
@@ -904,7 +940,9 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     dense = inputs.dense and inputs.exact and policy.rating.method == "mean"
     if dense:
         flip = (inputs.records.get_column("template") == "ranking").to_numpy() & (not borda)
-        full = _dense_best(inputs, averaged, flip)
+        # Without rankings, these are the known rating votes that the KTO statistics count and sum too.
+        shared = _KNOWN_RATINGS if not ranking.height and "rating" in templates else None
+        full = _dense_best(inputs, averaged, flip, shared)
         rid = judged.get_column("rid")
         decided = pl.concat(
             [judged.select("rid", "template", "source"), full.select(pl.all().gather(rid))], how="horizontal"
@@ -1304,17 +1342,20 @@ def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataF
     return rows, frame.select("reason", weight=pl.lit(1))
 
 
+_KNOWN_RATINGS = "known rating votes"
+
+
 def _dense_rating_stats(
     inputs: _Inputs, votes: pl.DataFrame, judged: pl.DataFrame, high: float, low: float
 ) -> pl.DataFrame:
     """The slots of the judged records with n, score (mean), n_high and n_low of their known votes."""
     import numpy as np
 
-    size = inputs.slots.height
     rows = _slot_rows(inputs, votes)
     value = votes.get_column("value").to_numpy()
-    n = np.bincount(rows, minlength=size).astype(np.float64)
-    total = np.bincount(rows, weights=value, minlength=size)
+    counts, total = _slot_sums(inputs, votes, "value", _KNOWN_RATINGS)
+    size = inputs.slots.height
+    n = counts.astype(np.float64)
     stats = pl.DataFrame(
         {
             "score": total,
