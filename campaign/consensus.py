@@ -882,34 +882,46 @@ def _dense_agreement(inputs: _Inputs, better: pl.DataFrame, pairs: pl.DataFrame)
     """Pair agreement per rid 0..N-1 from positional arrays, or None when they would be too large."""
     import numpy as np
 
-    n_records = inputs.records.height
+    n_records, n_rows = inputs.records.height, inputs.slots.height
     width = int(better.select(pl.col("code").max()).item() or 0) + 1
-    if n_records * width > _DENSE_CELLS:
+    if n_rows * width > _DENSE_CELLS:
         return None
-    chosen = np.full(n_records, -1, dtype=np.int64)
-    rejected = np.full(n_records, -1, dtype=np.int64)
+    # One vote per (slot, voter): a (slot row x voter) grid of `better` (NaN: no vote), read at each pair's
+    # chosen and rejected rows. Differences are exact (votes are integral).
+    cells = np.full(n_rows * width, np.nan)
+    cells[_slot_rows(inputs, better) * width + better.get_column("code").to_numpy()] = better.get_column(
+        "better"
+    ).to_numpy()
+    grid = cells.reshape(n_rows, width)
     ids = pairs.get_column("rid").to_numpy()
-    chosen[ids] = pairs.get_column("chosen").to_numpy()
-    rejected[ids] = pairs.get_column("rejected").to_numpy()
-    rid = better.get_column("rid").to_numpy().astype(np.int64)
-    slot = better.get_column("slot").to_numpy()
-    on_chosen, on_rejected = slot == chosen[rid], slot == rejected[rid]
-    # One vote per (record, slot, voter), so per (record, voter) cell: the sum of +chosen -rejected is their
-    # difference (exact: votes are integral) and 1 * chosen + 2 * rejected is 3 when the voter judged both.
-    cell = rid * width + better.get_column("code").to_numpy()
-    size = n_records * width
-    difference = np.bincount(
-        cell,
-        weights=better.get_column("better").to_numpy() * (on_chosen.astype(np.float64) - on_rejected),
-        minlength=size,
-    )
-    both = np.bincount(cell, weights=on_chosen + 2.0 * on_rejected, minlength=size) == 3
-    owner = np.flatnonzero(both) // width
-    judged = np.bincount(owner, minlength=n_records).astype(np.float64)
-    agree = np.bincount(owner, weights=difference[both] > 0, minlength=n_records)
+    before = inputs.records.get_column("first_slot").to_numpy()[ids] - 1
+    on_chosen = grid[before + pairs.get_column("chosen").to_numpy()]
+    on_rejected = grid[before + pairs.get_column("rejected").to_numpy()]
+    both = ~(np.isnan(on_chosen) | np.isnan(on_rejected))
+    agree = (on_chosen > on_rejected) & both
+    if width <= 64:  # voter by voter: sums over a short last axis are slow in numpy
+        judged, agreeing = both[:, 0].astype(np.float64), agree[:, 0].astype(np.float64)
+        for voter in range(1, width):
+            judged += both[:, voter]
+            agreeing += agree[:, voter]
+    else:
+        judged, agreeing = both.sum(axis=1, dtype=np.float64), agree.sum(axis=1, dtype=np.float64)
+    share = np.full(n_records, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = agree / judged
+        share[ids] = agreeing / judged
     return pl.Series("agreement", share).fill_nan(None)
+
+
+_SCORED_SCHEMA: dict[str, pl.DataType] = {
+    "rid": pl.UInt32(),
+    "reason": pl.String(),
+    "chosen": pl.Int64(),
+    "rejected": pl.Int64(),
+    "chosen_score": pl.Float64(),
+    "rejected_score": pl.Float64(),
+    "margin": pl.Float64(),
+    "agreement": pl.Float64(),
+}
 
 
 def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]) -> pl.DataFrame:
@@ -918,6 +930,8 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     Output columns: rid, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
+    if judged.height == 0:  # say, the KTO examples' rankings in a rating campaign
+        return pl.DataFrame(schema=_SCORED_SCHEMA)
     votes = _where(inputs.votes, pl.col("template").is_in(templates) & pl.col("known"))
     # `better` is higher for the preferred response (pair agreement), `score` is reported, `key` is ranked.
     rating = _where(votes, pl.col("template") == "rating").with_columns(better=pl.col("value"))
@@ -1022,6 +1036,15 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     ).select("rid", "reason", "chosen", "rejected", "chosen_score", "rejected_score", "margin", "agreement")
 
 
+_BINARY_SCHEMA: dict[str, pl.DataType] = {
+    "rid": pl.UInt32(),
+    "reason": pl.String(),
+    "label": pl.Boolean(),
+    "share": pl.Float64(),
+    "agreement": pl.Float64(),
+}
+
+
 def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     """Label, share of good votes and agreement of each judged binary record, or why it is dropped.
 
@@ -1030,6 +1053,8 @@ def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     import numpy as np
 
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
+    if judged.height == 0:  # a rating or ranking campaign
+        return pl.DataFrame(schema=_BINARY_SCHEMA)
     votes = _where(inputs.votes, (pl.col("template") == "binary") & (pl.col("slot") == 1))
     # Good votes are 1.0 and bad 0.0: per-record sums by position (rids are 0..N-1).
     rid = votes.get_column("rid").to_numpy()
@@ -1189,6 +1214,9 @@ def _pair_binary(labelled: pl.DataFrame, inputs: _Inputs) -> tuple[pl.DataFrame,
 
     Returns the pair rows and the (reason, weight) of what could not be paired.
     """
+    if labelled.height == 0:  # nothing to pair (no binary record was labelled)
+        schema = {k: v for k, v in PAIRS_SCHEMA.items() if k != "annotators" or inputs.annotators}
+        return pl.DataFrame(schema=schema), pl.DataFrame(schema={"reason": pl.String(), "weight": pl.Int64()})
     items = _with_record(
         labelled.select("rid", "label", "share", "agreement", slot=pl.lit(1, dtype=pl.Int64())),
         inputs,
