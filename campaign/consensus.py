@@ -573,13 +573,14 @@ def _has_duplicates(rows: pl.DataFrame, n_voters: int, first_code: int, n_record
     if width * n_records <= _DENSE_CELLS:
         import numpy as np
 
-        # One integer per (record, slot, voter) cell: counting votes per cell is a bincount.
-        cells = rows.select(
-            pl.col("rid").cast(pl.Int64) * width
-            + (pl.col("eff_slot") - low) * n_voters
-            + (pl.col("code").cast(pl.Int64) - first_code)
-        ).to_series()
-        counts = np.bincount(cells.to_numpy(), minlength=n_records * width)
+        # One integer per (record, slot, voter) cell: counting votes per cell is a bincount. The cells are
+        # computed in place (each step of a polars expression would take fresh memory for 8 bytes a vote).
+        cells = rows.get_column("rid").to_numpy().astype(np.int64)
+        cells *= width
+        cells += rows.get_column("eff_slot").to_numpy() * n_voters
+        cells += rows.get_column("code").to_numpy()
+        cells -= low * n_voters + first_code
+        counts = np.bincount(cells, minlength=n_records * width)
         per_slot = counts.reshape(n_records, high - low + 1, max(n_voters, 1))
         if high - low < 64:
             # One slot at a time: numpy's any(axis=1) over the middle axis is several times slower.
@@ -739,10 +740,18 @@ def _prepare(
 def _with_known(votes: pl.DataFrame, recs: pl.DataFrame, slots: pl.DataFrame, dense: bool) -> pl.DataFrame:
     """`votes` plus `known`: whether the voted slot is one of the record's responses (pairs use only those)."""
     if dense:
-        rid = votes.get_column("rid")
-        n, first = recs.get_column("n_slots").gather(rid), recs.get_column("first_slot").gather(rid)
-        votes = votes.with_columns(known=pl.col("slot").is_between(1, n))
-        return votes.with_columns(row=pl.when(pl.col("known")).then(first + pl.col("slot") - 1))
+        # In numpy, in place: each step of a polars expression would take fresh memory for every vote.
+        rid = votes.get_column("rid").to_numpy()
+        slot = votes.get_column("slot").to_numpy()
+        inside = slot >= 1
+        inside &= slot <= recs.get_column("n_slots").to_numpy()[rid]
+        row = recs.get_column("first_slot").to_numpy()[rid]
+        row += slot
+        row -= 1
+        rows = pl.Series("row", row)
+        if not inside.all():
+            rows = pl.select(pl.when(pl.Series(inside)).then(rows)).to_series()
+        return votes.with_columns(pl.Series("known", inside), rows)
     known = slots.select("rid", "slot", known=pl.lit(True))
     return votes.join(known, on=["rid", "slot"], how="left").with_columns(pl.col("known").fill_null(False))
 
