@@ -484,3 +484,24 @@ def test_an_export_cleans_up_the_staging_folder_of_a_killed_export(tmp_path: Pat
     _remove_abandoned_staging(out)
     assert not abandoned.exists()
     assert ours.exists()  # a live export's staging folder is left alone
+
+
+def test_plain_strings_match_arrows_cast_for_slices_and_nulls():
+    import pyarrow as pa
+
+    frame = pl.DataFrame(
+        {
+            "text": ["a", None, "ccc", "", "é" * 5],
+            "n": [1, 2, 3, 4, 5],
+            "tags": [["x"], [], None, ["y"], ["z"]],
+        }
+    )
+    for part in (frame, frame.slice(1, 3), pl.concat([frame, frame.slice(2)], rechunk=False)):
+        table = part.to_arrow()
+        plain = writers._plain_table(table)
+        assert plain.schema.field("text").type == pa.string()
+        assert plain.schema.field("tags").type == pa.list_(pa.string())
+        assert plain.equals(table.cast(plain.schema))
+    # An arrow slice (a chunk whose offsets and validity start past 0).
+    sliced = pa.table({"text": pa.array(["a", None, "bb", "ccc"], type=pa.large_string()).slice(1, 3)})
+    assert writers._plain_table(sliced).equals(sliced.cast(pa.schema([pa.field("text", pa.string())])))

@@ -72,13 +72,49 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     }
 
 
+def _plain_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A large_string column as plain strings over the same text bytes, or None if it does not fit them.
+
+    Only the offsets are narrowed: a cast would copy the text too, and its first call imports
+    pyarrow.compute (~30 ms).
+    """
+    import numpy as np
+
+    chunks = []
+    for chunk in column.chunks:
+        validity, offsets, data = chunk.buffers()
+        wide = np.frombuffer(offsets, dtype=np.int64)[: chunk.offset + len(chunk) + 1]
+        if wide.size and wide[-1] >= 2**31:
+            return None
+        narrow = pa.py_buffer(wide.astype(np.int32))
+        chunks.append(
+            pa.Array.from_buffers(
+                pa.string(), len(chunk), [validity, narrow, data], chunk.null_count, chunk.offset
+            )
+        )
+    return pa.chunked_array(chunks, type=pa.string())
+
+
+def _plain_table(table: pa.Table) -> pa.Table:
+    """`table` with the plain types of `_plain_type`."""
+    schema = pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in table.schema])
+    columns = []
+    for column, target in zip(table.columns, schema.types, strict=True):
+        plain = None
+        if column.type == target:
+            plain = column
+        elif pa.types.is_large_string(column.type) and target == pa.string():
+            plain = _plain_strings(column)
+        columns.append(column.cast(target) if plain is None else plain)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def write_frame(frame: pl.DataFrame, path: Path, *, jsonl: bool = False) -> None:
     """Write one split as parquet with plain string types (and jsonl beside it when asked)."""
     import pyarrow.parquet as pq
 
-    table = frame.to_arrow()
-    schema = pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in table.schema])
-    pq.write_table(table.cast(schema), path, **parquet_options(schema))
+    table = _plain_table(frame.to_arrow())
+    pq.write_table(table, path, **parquet_options(table.schema))
     if jsonl:
         frame.write_ndjson(path.with_suffix(".jsonl"))
 
