@@ -1021,7 +1021,10 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
     )
     decided = decided.with_columns(reason=reason)
     # Pair agreement: share of annotators who judged both responses and strictly preferred the chosen one.
-    pairs = decided.filter(pl.col("reason").is_null() & (pl.col("source") == "human"))
+    # (Columns picked before filtering, so that no text is copied.)
+    pairs = decided.select("rid", "chosen", "rejected", "reason", "source").filter(
+        pl.col("reason").is_null() & (pl.col("source") == "human")
+    )
     shares = _dense_agreement(inputs, better, pairs) if dense else None
     if shares is not None:
         decided = decided.with_columns(agreement=shares.gather(decided.get_column("rid")))
@@ -1372,7 +1375,9 @@ def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataF
     )
     frame = frame.with_columns(reason=reason)
     rows = _with_record(
-        frame.filter(pl.col("reason").is_null()).select("rid", "slot", "label", "score", "agreement"),
+        frame.select("rid", "slot", "label", "score", "agreement", "reason")  # no text copied by the filter
+        .filter(pl.col("reason").is_null())
+        .drop("reason"),
         inputs,
         ("slot", ""),
     ).with_columns(completion="text")
