@@ -1124,15 +1124,36 @@ def _counts(*parts: pl.DataFrame) -> dict[str, int]:
 
 
 def _finish(
-    parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: list[str], inputs: _Inputs
+    parts: list[pl.DataFrame],
+    schema: dict[str, pl.DataType],
+    order: list[str],
+    inputs: _Inputs,
+    ordered: tuple[bool, ...],
 ) -> pl.DataFrame:
-    """The parts in `schema`'s columns and types, concatenated and sorted (the exports' row order)."""
+    """The parts in `schema`'s columns and types, concatenated and sorted (the exports' row order).
+
+    A part marked `ordered` is in that order already (`_in_order`): when it is the only one with rows, it is
+    the result as it is, without another copy of every column by a sort.
+    """
     columns = [
         pl.col(name).cast(dtype)
         for name, dtype in schema.items()
         if name != "annotators" or inputs.annotators
     ]
-    return pl.concat([part.select(columns) for part in parts]).sort(order)
+    selected = [part.select(columns) for part in parts]
+    filled = [i for i, part in enumerate(selected) if part.height]
+    if len(filled) == 1 and ordered[filled[0]]:
+        return selected[filled[0]]
+    return pl.concat(selected).sort(order)
+
+
+def _in_order(frame: pl.DataFrame, inputs: _Inputs, *then: str) -> pl.DataFrame:
+    """`frame` (by rid) in the exports' row order: by prompt id, then record id (rids follow the record ids),
+    then `then`. Sorted before `_with_record`, the record fields and texts are gathered once, in order."""
+    if frame.height < 2:
+        return frame
+    prompt = inputs.records.get_column("prompt_id").gather(frame.get_column("rid")).alias("_prompt_id")
+    return frame.with_columns(prompt).sort("_prompt_id", "rid", *then).drop("_prompt_id")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1166,7 +1187,13 @@ def _with_record(frame: pl.DataFrame, inputs: _Inputs, *slots: tuple[str, str]) 
                 inputs.slots.get_column(c).gather(row).alias(a) for c, a in names.items()
             )
         else:
-            frame = frame.join(inputs.slots.rename({"slot": column, **names}), on=["rid", column], how="left")
+            # The rows keep their order (`_in_order` may have put them in the exports' order).
+            frame = frame.join(
+                inputs.slots.rename({"slot": column, **names}),
+                on=["rid", column],
+                how="left",
+                maintain_order="left",
+            )
     return frame
 
 
@@ -1187,7 +1214,10 @@ def consolidate_pairs(
 def _pairs(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
     scored = _scored(inputs, policy, ("rating", "ranking"))
     kept_scored = _with_record(
-        scored.filter(pl.col("reason").is_null()), inputs, ("chosen", "chosen_"), ("rejected", "rejected_")
+        _in_order(scored.filter(pl.col("reason").is_null()), inputs),
+        inputs,
+        ("chosen", "chosen_"),
+        ("rejected", "rejected_"),
     ).select(
         *(["annotators"] if inputs.annotators else []),  # _finish puts the columns in schema order
         prompt="prompt",
@@ -1209,7 +1239,11 @@ def _pairs(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
     binary = _binary(inputs, policy)
     pairs, binary_dropped = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
     frame = _finish(
-        [kept_scored, pairs], PAIRS_SCHEMA, ["prompt_id", "record_id", "rejected_record_id"], inputs
+        [kept_scored, pairs],
+        PAIRS_SCHEMA,
+        ["prompt_id", "record_id", "rejected_record_id"],
+        inputs,
+        ordered=(True, False),
     )
     dropped = _counts(
         inputs.records.select("reason", weight=pl.lit(1)),
@@ -1296,8 +1330,11 @@ def _unpaired(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
 
     binary = _binary(inputs, policy)
     binary_rows = _with_record(
-        binary.filter(pl.col("reason").is_null()).select(
-            "rid", "label", "share", "agreement", slot=pl.lit(1, dtype=pl.Int64())
+        _in_order(
+            binary.filter(pl.col("reason").is_null()).select(
+                "rid", "label", "share", "agreement", slot=pl.lit(1, dtype=pl.Int64())
+            ),
+            inputs,
         ),
         inputs,
         ("slot", ""),
@@ -1308,17 +1345,27 @@ def _unpaired(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
     scored = _scored(inputs, policy, ("ranking",)).join(n_slots, on="rid", how="left")
     kept = scored.filter(pl.col("reason").is_null())
     ranking_rows = _with_record(
-        pl.concat(
-            [
-                kept.select("rid", "agreement", slot="chosen", score="chosen_score", label=pl.lit(True)),
-                kept.select("rid", "agreement", slot="rejected", score="rejected_score", label=pl.lit(False)),
-            ]
+        _in_order(
+            pl.concat(
+                [
+                    kept.select("rid", "agreement", slot="chosen", score="chosen_score", label=pl.lit(True)),
+                    kept.select(
+                        "rid", "agreement", slot="rejected", score="rejected_score", label=pl.lit(False)
+                    ),
+                ]
+            ),
+            inputs,
+            "slot",
         ),
         inputs,
         ("slot", ""),
     ).with_columns(completion="text")
     frame = _finish(
-        [binary_rows, rating, ranking_rows], UNPAIRED_SCHEMA, ["prompt_id", "record_id", "slot"], inputs
+        [binary_rows, rating, ranking_rows],
+        UNPAIRED_SCHEMA,
+        ["prompt_id", "record_id", "slot"],
+        inputs,
+        ordered=(True, True, True),
     )
     dropped = _counts(
         recs.select("reason", weight=units),
@@ -1375,9 +1422,15 @@ def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataF
     )
     frame = frame.with_columns(reason=reason)
     rows = _with_record(
-        frame.select("rid", "slot", "label", "score", "agreement", "reason")  # no text copied by the filter
-        .filter(pl.col("reason").is_null())
-        .drop("reason"),
+        _in_order(
+            frame.select(
+                "rid", "slot", "label", "score", "agreement", "reason"
+            )  # no text copied by the filter
+            .filter(pl.col("reason").is_null())
+            .drop("reason"),
+            inputs,
+            "slot",
+        ),
         inputs,
         ("slot", ""),
     ).with_columns(completion="text")
