@@ -337,15 +337,19 @@ def _record_tables(
     frame = records.select(REQUIRED_RECORD_COLUMNS)
     if rounds is not None:
         frame = frame.filter(pl.col("round").is_in(sorted(set(rounds))))
-    # `rid` numbers the records in record_id order: every later join and group-by is on integers.
-    frame = frame.sort(["record_id", "slot"], maintain_order=True).with_columns(
-        rid=pl.col("record_id").rle_id()
+    # `rid` numbers the records in record_id order: every later join and group-by is on integers. The
+    # prompts stay out of the sort: only each record's first row needs one, gathered by its original row.
+    prompts = frame.get_column("prompt")
+    frame = (
+        frame.drop("prompt")
+        .with_row_index("_row")
+        .sort(["record_id", "slot"], maintain_order=True)
+        .with_columns(rid=pl.col("record_id").rle_id())
     )
     rid, slot = pl.col("rid"), pl.col("slot")
     new_record = (rid != rid.shift(1)).fill_null(True)
-    recs = frame.filter(new_record).select(
-        "rid", "record_id", "prompt_id", "round", "template", pl.col("prompt").fill_null("")
-    )
+    recs = frame.filter(new_record).select("rid", "record_id", "prompt_id", "round", "template", "_row")
+    recs = recs.with_columns(prompt=prompts.gather(recs.get_column("_row")).fill_null("")).drop("_row")
     bad = recs.filter(~pl.col("template").is_in(TEMPLATES).fill_null(False))
     if bad.height:
         record_id, template = bad.select("record_id", "template").row(0)
