@@ -92,16 +92,20 @@ def test_text_query_becomes_a_safe_fts_expression(query: str, expected: str | No
 def test_metadata_suggestion_and_record_filters(index: SearchIndex) -> None:
     index.upsert_records([doc(i) for i in range(10)])
     source = TermsFilter(scope=MetadataFilterScope(metadata_property="source"), values=["aya"])
-    assert ids(index, where=compile_filter(source)) == {rid(i) for i in range(10) if i % 2}
+    assert ids(index, where=compile_filter(source, index.user_number)) == {rid(i) for i in range(10) if i % 2}
     rounds = RangeFilter(scope=MetadataFilterScope(metadata_property="round"), ge=2, le=3)
-    assert ids(index, where=compile_filter(rounds)) == {rid(i) for i in range(10) if 1 + i % 3 >= 2}
+    assert ids(index, where=compile_filter(rounds, index.user_number)) == {
+        rid(i) for i in range(10) if 1 + i % 3 >= 2
+    }
     high = RangeFilter(scope=SuggestionFilterScope(question="rating_1", property="value"), ge=4)
-    assert ids(index, where=compile_filter(high)) == {rid(i) for i in range(10) if 1 + i % 5 >= 4}
+    assert ids(index, where=compile_filter(high, index.user_number)) == {
+        rid(i) for i in range(10) if 1 + i % 5 >= 4
+    }
     agent = TermsFilter(scope=SuggestionFilterScope(question="rating_1", property="agent"), values=["judge"])
     both = AndFilter([source, agent])
-    assert ids(index, where=compile_filter(both)) == {rid(i) for i in range(10) if i % 2}
+    assert ids(index, where=compile_filter(both, index.user_number)) == {rid(i) for i in range(10) if i % 2}
     status = TermsFilter(scope=RecordFilterScope(property="status"), values=["completed"])
-    assert ids(index, where=compile_filter(status)) == set()
+    assert ids(index, where=compile_filter(status, index.user_number)) == set()
 
 
 def test_response_status_filters_follow_elasticsearch_semantics(index: SearchIndex) -> None:
@@ -119,7 +123,7 @@ def test_response_status_filters_follow_elasticsearch_semantics(index: SearchInd
 
     def status(values: list[str], user: User | None) -> set[str]:
         scope = ResponseFilterScope(property="status", user=user)  # type: ignore[arg-type]
-        return ids(index, where=compile_filter(TermsFilter(scope=scope, values=values)))
+        return ids(index, where=compile_filter(TermsFilter(scope=scope, values=values), index.user_number))
 
     assert status(["pending"], a) == {rid(2), rid(3)}
     assert status(["pending"], None) == {rid(3)}  # without a user: records nobody answered
@@ -132,8 +136,8 @@ def test_response_status_filters_follow_elasticsearch_semantics(index: SearchInd
     assert status(["pending"], nobody) == {rid(i) for i in range(4)}
     assert status(["submitted", "draft"], nobody) == set()
     value = TermsFilter(scope=ResponseFilterScope(question="rating_1", user=a), values=["4"])  # type: ignore[arg-type]
-    assert ids(index, where=compile_filter(value)) == {rid(0)}
-    assert response_status_clause([], "a") == Clause("1")
+    assert ids(index, where=compile_filter(value, index.user_number)) == {rid(0)}
+    assert response_status_clause([], "a", index.user_number) == Clause("1")
 
 
 def test_counts_match_a_full_scan_after_inserts_updates_and_deletes(index: SearchIndex) -> None:
@@ -169,12 +173,12 @@ def test_counts_match_a_full_scan_after_inserts_updates_and_deletes(index: Searc
         )
         assert index.user_status_counts("ds", user) == per_user
         for wanted in (["pending"], ["submitted"], ["pending", "draft"], ["discarded", "submitted"]):
-            clause = response_status_clause(wanted, user)
+            clause = response_status_clause(wanted, user, index.user_number)
             expected = index.query(
                 f"SELECT count(*) FROM idx_records r WHERE dataset_id = 'ds' AND {clause.sql}", clause.params
             )[0][0]
             assert index.count_by_status("ds", wanted, user) == expected
-    clause = response_status_clause(["pending", "submitted"], None)
+    clause = response_status_clause(["pending", "submitted"], None, index.user_number)
     expected = index.query(
         f"SELECT count(*) FROM idx_records r WHERE dataset_id = 'ds' AND {clause.sql}", clause.params
     )[0][0]
@@ -266,12 +270,14 @@ def test_text_search_with_filters_sorts_and_pages_agrees_with_the_unfiltered_eng
     filters = {
         "none": None,
         "response status": compile_filter(
-            TermsFilter(scope=response_status, values=["submitted", "pending"])
+            TermsFilter(scope=response_status, values=["submitted", "pending"]), index.user_number
         ),
         "record status": compile_filter(
-            TermsFilter(scope=RecordFilterScope(property="status"), values=["completed"])
+            TermsFilter(scope=RecordFilterScope(property="status"), values=["completed"]), index.user_number
         ),
-        "metadata": compile_filter(RangeFilter(scope=MetadataFilterScope(metadata_property="round"), ge=2)),
+        "metadata": compile_filter(
+            RangeFilter(scope=MetadataFilterScope(metadata_property="round"), ge=2), index.user_number
+        ),
     }
     orders = {
         "relevance": [],

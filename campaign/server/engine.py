@@ -9,7 +9,7 @@ omitted) and metrics.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -141,13 +141,20 @@ def response_to_doc(response: Response) -> ResponseDoc:
 # -- filters and sorts ------------------------------------------------------------------------------
 
 
-def compile_filter(filter: Filter) -> Clause:
-    """Translate a search-engine filter into SQL over `idx_records r`."""
+UserNumbers = Callable[[str], int | None]
+
+
+def compile_filter(filter: Filter, user_numbers: UserNumbers) -> Clause:
+    """Translate a search-engine filter into SQL over `idx_records r`.
+
+    `user_numbers` gives the index's number of a user id (`SearchIndex.user_number`): the clauses compare
+    it as a constant instead of looking it up again for every record they test.
+    """
     if isinstance(filter, AndFilter):
-        return Clause.all_of([compile_filter(f) for f in filter.filters])
+        return Clause.all_of([compile_filter(f, user_numbers) for f in filter.filters])
     scope = filter.scope
     if isinstance(scope, ResponseFilterScope):
-        return _response_filter(filter, scope)
+        return _response_filter(filter, scope, user_numbers)
     if isinstance(scope, MetadataFilterScope):
         return _exists(
             "idx_metadata m", "m.rid = r.rid AND m.name = ?", (scope.metadata_property,), filter, "m"
@@ -255,7 +262,7 @@ def _record_bound(bound: Any) -> Any:
     return bound
 
 
-def _response_filter(filter: Filter, scope: ResponseFilterScope) -> Clause:
+def _response_filter(filter: Filter, scope: ResponseFilterScope, user_numbers: UserNumbers) -> Clause:
     user_id = str(scope.user.id) if scope.user is not None else None
     if scope.question:
         condition = _value_condition(filter, "v")
@@ -266,16 +273,22 @@ def _response_filter(filter: Filter, scope: ResponseFilterScope) -> Clause:
             (scope.question, *condition.params, *user_params),
         )
     if scope.property == "status" and isinstance(filter, TermsFilter):
-        return response_status_clause([str(v) for v in filter.values], user_id)
+        return response_status_clause([str(v) for v in filter.values], user_id, user_numbers)
     msg = f"Cannot process filter scope {scope}"
     raise ValueError(msg)
 
 
-def response_status_clause(statuses: list[str], user_id: str | None) -> Clause:
+def response_status_clause(statuses: list[str], user_id: str | None, user_numbers: UserNumbers) -> Clause:
     """Records whose responses have one of these statuses; `pending` means no response (by the user)."""
+    if not statuses:
+        # An empty status list matches everything, as an empty nested bool query does.
+        return Clause("1")
     user_sql, user_params = ("", ())
     if user_id:
-        user_sql, user_params = (" AND p.uno = (SELECT uno FROM idx_users WHERE user_id = ?)", (user_id,))
+        number = user_numbers(user_id)
+        if number is None:  # the index holds no response of this user: every record is pending for them
+            return Clause("1" if ResponseStatusFilter.pending.value in statuses else "0")
+        user_sql, user_params = (" AND p.uno = ?", (number,))
     options: list[Clause] = []
     if ResponseStatusFilter.pending.value in statuses:
         options.append(
@@ -290,9 +303,6 @@ def response_status_clause(statuses: list[str], user_id: str | None) -> Clause:
                 (*others, *user_params),
             )
         )
-    elif not options:
-        # An empty status list matches everything, as an empty nested bool query does.
-        return Clause("1")
     return Clause.any_of(options)
 
 
@@ -462,7 +472,7 @@ class SQLiteSearchEngine(SearchEngine):
         hits, total = self.index.search(
             str(dataset.id),
             text=text,
-            where=compile_filter(filter) if filter else None,
+            where=compile_filter(filter, self.index.user_number) if filter else None,
             order=[compile_order(o, dataset) for o in sort or []],
             user_id=str(user_id) if user_id is not None else None,
             offset=offset,
@@ -513,7 +523,7 @@ class SQLiteSearchEngine(SearchEngine):
         ids, blobs = self.index.vectors(
             str(dataset.id),
             str(vector_settings.id),
-            where=compile_filter(filter) if filter else None,
+            where=compile_filter(filter, self.index.user_number) if filter else None,
             text=_text_search(dataset, query),
         )
         keep = [i for i, rid in enumerate(ids) if rid != excluded]

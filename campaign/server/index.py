@@ -638,6 +638,11 @@ class SearchIndex:
             count += int(found[0][0])
         return count
 
+    def user_number(self, user_id: str) -> int | None:
+        """The index's number of a user, or None when it holds no response of theirs."""
+        row = self.query("SELECT uno FROM idx_users WHERE user_id = ?", (user_id,))
+        return int(row[0][0]) if row else None
+
     def status_counts(self, dataset_id: str) -> dict[str, int]:
         """Records per status."""
         rows = self.query(
