@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from argilla_server.search_engine.base import (
 
 from campaign.server.engine import compile_filter, compile_order, response_status_clause
 from campaign.server.index import (
+    PAGE_BYTES,
     RECORD_BITS,
     Clause,
     RecordDoc,
@@ -361,9 +363,22 @@ def test_delete_dataset_removes_documents_and_counts(index: SearchIndex) -> None
 
 def test_an_index_of_an_older_schema_is_dropped_and_rebuilt_empty(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite"
+    with sqlite3.connect(path) as conn:  # older indexes have SQLite's default 4 KiB pages
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("VACUUM")
     old = SearchIndex(path)
+    assert old.query("PRAGMA page_size") == [(4096,)]
     old.upsert_records([doc(0)])
     old.query("UPDATE idx_meta SET value = '0' WHERE key = 'schema_version'")
     old.close()
     fresh = SearchIndex(path)
     assert fresh.count_records("ds") == 0
+    assert fresh.query("PRAGMA page_size") == [(PAGE_BYTES,)]
+    assert fresh.query("PRAGMA journal_mode") == [("wal",)]
+    fresh.upsert_records([doc(1, texts={"prompt": "rebuilt"})])
+    assert ids(fresh, text=TextSearch("rebuilt")) == {rid(1)}
+
+
+def test_a_new_index_takes_its_page_size(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path / "index.sqlite")
+    assert index.query("PRAGMA page_size") == [(PAGE_BYTES,)]
