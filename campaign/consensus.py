@@ -348,7 +348,7 @@ def _record_tables(
     )
     rid, slot = pl.col("rid"), pl.col("slot")
     new_record = (rid != rid.shift(1)).fill_null(True)
-    recs = frame.filter(new_record).select("rid", "record_id", "prompt_id", "round", "template", "_row")
+    recs = frame.select("rid", "record_id", "prompt_id", "round", "template", "_row").filter(new_record)
     recs = recs.with_columns(prompt=prompts.gather(recs.get_column("_row")).fill_null("")).drop("_row")
     bad = recs.filter(~pl.col("template").is_in(TEMPLATES).fill_null(False))
     if bad.height:
@@ -942,7 +942,10 @@ def _scored(inputs: _Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]
 
     Output columns: rid, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
     """
-    judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
+    # (Columns picked before filtering, here and below: the records' texts are not copied.)
+    judged = inputs.records.select("rid", "template", "source").filter(
+        pl.col("source").is_not_null() & pl.col("template").is_in(templates)
+    )
     if judged.height == 0:  # say, the KTO examples' rankings in a rating campaign
         return pl.DataFrame(schema=_SCORED_SCHEMA)
     votes = _where(inputs.votes, pl.col("template").is_in(templates) & pl.col("known"))
@@ -1068,7 +1071,9 @@ def _binary(inputs: _Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     """
     import numpy as np
 
-    judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
+    judged = inputs.records.select("rid", "template", "source").filter(
+        pl.col("source").is_not_null() & (pl.col("template") == "binary")
+    )
     if judged.height == 0:  # a rating or ranking campaign
         return pl.DataFrame(schema=_BINARY_SCHEMA)
     votes = _where(inputs.votes, (pl.col("template") == "binary") & (pl.col("slot") == 1))
@@ -1383,7 +1388,9 @@ def _unpaired(inputs: _Inputs, policy: ConsensusPolicy) -> Consolidation:
 
 def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
     """KTO rows of judged rating records, one per rated response, and the (reason, weight) of the others."""
-    judged = inputs.records.filter((pl.col("template") == "rating") & pl.col("source").is_not_null())
+    judged = inputs.records.select("rid", "template", "source").filter(
+        (pl.col("template") == "rating") & pl.col("source").is_not_null()
+    )
     votes = _where(inputs.votes, pl.col("template") == "rating")
     high, low = policy.kto.desirable_min, policy.kto.undesirable_max
     if inputs.dense and inputs.exact and policy.rating.method == "mean":
