@@ -1432,16 +1432,12 @@ def _rating_examples(inputs: _Inputs, policy: ConsensusPolicy) -> tuple[pl.DataF
         .otherwise(pl.lit(None, dtype=pl.String()))
     )
     frame = frame.with_columns(reason=reason)
+    # The columns are picked before filtering, so that no text is copied by the filter.
+    kept = frame.select("rid", "slot", "label", "score", "agreement", "reason").filter(
+        pl.col("reason").is_null()
+    )
     rows = _with_record(
-        _in_order(
-            frame.select(
-                "rid", "slot", "label", "score", "agreement", "reason"
-            )  # no text copied by the filter
-            .filter(pl.col("reason").is_null())
-            .drop("reason"),
-            inputs,
-            "slot",
-        ),
+        _in_order(kept.drop("reason"), inputs, "slot"),
         inputs,
         ("slot", ""),
     ).with_columns(completion="text")
