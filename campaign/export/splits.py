@@ -52,22 +52,21 @@ def test_prompts(prompt_ids: Iterable[Any], *, test_size: float, seed: int) -> l
     copy = hashlib.sha256(f"{seed}:".encode()).copy  # copying the hashed seed beats hashing it again
     if isinstance(prompt_ids, pl.Series) and prompt_ids.dtype == pl.String and not prompt_ids.null_count():
         # A string column hands over its UTF-8 bytes directly (no str object to encode per prompt).
-        picked: list[int] = []
-        pick = picked.append
-        for position, encoded in enumerate(prompt_ids.cast(pl.Binary).to_list()):
-            digest = copy()
-            digest.update(encoded)
-            if digest.digest() < first:
-                pick(position)
-        return sorted(prompt_ids.gather(picked).to_list())
-    chosen: list[Any] = []
-    keep = chosen.append
-    for prompt_id in prompt_ids:
+        ids: pl.Series | list[Any] = prompt_ids
+        encoded: Iterable[bytes] = prompt_ids.cast(pl.Binary).to_list()
+    else:
+        ids = list(prompt_ids)
+        encoded = (str(prompt_id).encode() for prompt_id in ids)
+    picked: list[int] = []
+    pick = picked.append
+    for position, text in enumerate(encoded):
         digest = copy()
-        digest.update(str(prompt_id).encode())
+        digest.update(text)
         if digest.digest() < first:
-            keep(prompt_id)
-    return sorted(chosen)
+            pick(position)
+    if isinstance(ids, pl.Series):
+        return sorted(ids.gather(picked).to_list())
+    return sorted(ids[position] for position in picked)
 
 
 def split_by_prompt(
