@@ -418,3 +418,8 @@ def test_vector_similarity_search(local_server: Any) -> None:
     record, score = found[0]
     assert record.id == "v3"
     assert score == pytest.approx(1.0, abs=1e-5)
+    # With a text query, only the records whose text matches are ranked by similarity.
+    query = rg.Query(query="v7", similar=rg.Similar(name="emb", value=target))
+    assert [r.id for r, _ in dataset.records(query=query, limit=5)] == ["v7"]
+    nothing = rg.Query(query="nowhere", similar=rg.Similar(name="emb", value=target))
+    assert list(dataset.records(query=nothing, limit=5)) == []

@@ -283,12 +283,13 @@ def response_status_clause(statuses: list[str], user_id: str | None, user_number
     if not statuses:
         # An empty status list matches everything, as an empty nested bool query does.
         return Clause("1")
-    user_sql, user_params = ("", ())
+    user_sql = ""
+    user_params: tuple[int, ...] = ()
     if user_id:
         number = user_numbers(user_id)
         if number is None:  # the index holds no response of this user: every record is pending for them
             return Clause("1" if ResponseStatusFilter.pending.value in statuses else "0")
-        user_sql, user_params = (" AND p.uno = ?", (number,))
+        user_sql, user_params = " AND p.uno = ?", (number,)
     options: list[Clause] = []
     if ResponseStatusFilter.pending.value in statuses:
         options.append(

@@ -567,12 +567,10 @@ class SearchIndex:
         record ids of the page. Matches are scored and counted in one pass (relevance first, then rid).
         """
         match = text.match_expression()
-        with self._lock:
-            dno = self._dataset_number(self._conn, dataset_id, register=False)
-        if match is None or dno is None:
+        block = self._rid_block(dataset_id)
+        if match is None or block is None:
             return [], 0
-        base = dno << RECORD_BITS
-        hits_params = text.hits_params(match, dataset_id, base, base | RECORD_MASK)
+        hits_params = text.hits_params(match, dataset_id, *block)
         condition = where or Clause("1")
         # The records table is joined only when needed; CROSS JOIN keeps the text index in the outer loop.
         joined = condition.record_columns or any(c.record_columns for c in order)
@@ -711,10 +709,11 @@ class SearchIndex:
         params: list[Any] = [dataset_id, settings_id]
         if text is not None:
             match = text.match_expression()
-            if match is None:
+            block = self._rid_block(dataset_id)
+            if match is None or block is None:
                 return [], []
-            clauses.append(f"r.rid IN (SELECT hit_rid FROM ({text.hits_sql()}))")
-            params.extend(text.hits_params(match, dataset_id))
+            clauses.append(f"r.rid IN (SELECT rid FROM ({text.hits_sql(scored=False)}))")
+            params.extend(text.hits_params(match, dataset_id, *block))
         if where is not None:
             clauses.append(where.sql)
             params.extend(where.params)
@@ -726,6 +725,14 @@ class SearchIndex:
         return [row[0] for row in rows], [row[1] for row in rows]
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _rid_block(self, dataset_id: str) -> tuple[int, int] | None:
+        """The first and last rid of a dataset's block (None when the index holds none of its records)."""
+        with self._lock:
+            dno = self._dataset_number(self._conn, dataset_id, register=False)
+        if dno is None:
+            return None
+        return dno << RECORD_BITS, dno << RECORD_BITS | RECORD_MASK
 
     @staticmethod
     def _dataset_number(conn: sqlite3.Connection, dataset_id: str, *, register: bool) -> int | None:
