@@ -429,6 +429,19 @@ def test_record_positions_join_hashes_and_fall_back_to_the_exact_cast(monkeypatc
     assert c._positions(pl.Series(["a", "x", None]), one).to_list() == [0, None, None]
 
 
+def test_record_positions_of_runs_match_positions_of_every_id(monkeypatch):
+    # Ids in runs (as a sync writes them: record by record) are looked up once per run, nulls and unknown
+    # ids included; the same ids one by one give the same positions.
+    known = pl.Series(["a", "b", "c"])
+    runs = ["b", "b", "b", None, None, "a", "a", "x", "x", "c", "b", "b"]
+    expected = [1, 1, 1, None, None, 0, 0, None, None, 2, 1, 1]
+    assert c._positions(pl.Series(runs), known).to_list() == expected
+    assert c._lookup(pl.Series(runs), known).to_list() == expected
+    monkeypatch.setattr(c, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
+    assert c._positions(pl.Series(runs), known).to_list() == expected
+    assert c._positions(pl.Series([], dtype=pl.String), known).to_list() == []
+
+
 @pytest.mark.parametrize("far_slot", [3, 100])  # few slots: one slot at a time; many: numpy's any
 def test_duplicate_check_marks_who_voted_on_each_record(far_slot):
     rows = pl.DataFrame(
