@@ -305,8 +305,9 @@ def _strip(column: str) -> pl.Expr:
 class _Inputs:
     """The records of a consolidation, their slots, and the votes each judged record is decided on."""
 
-    # rid, record_id, prompt_id, round, template, prompt, n_slots, first_slot, source ('human', 'judge', or
-    # null when dropped), reason (why it was dropped before any decision), n_annotators
+    # rid, record_id, prompt_id, round, template, prompt, order (the record's rank in the exports' row order),
+    # n_slots, first_slot, source ('human', 'judge', or null when dropped), reason (why it was dropped before
+    # any decision), n_annotators
     records: pl.DataFrame
     slots: pl.DataFrame  # rid, slot, response, model
     # rid, slot, code (the voter), value, template, known (+ row: the slot's row in `slots`, when dense),
@@ -334,25 +335,37 @@ _DENSE_CELLS = 1 << 26
 def _record_tables(
     records: pl.DataFrame, rounds: Iterable[int] | None
 ) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
-    """One row per record (fields of its first slot), one row per (record, slot) (the last row wins),
-    and whether the slots are densely numbered (see `_Inputs.dense`)."""
+    """One row per record (fields of its first slot, and its place in the exports' row order), one row per
+    (record, slot) (the last row wins), and whether the slots are densely numbered (see `_Inputs.dense`)."""
     _require(records, REQUIRED_RECORD_COLUMNS, "records")
     frame = records.select(REQUIRED_RECORD_COLUMNS)
     if rounds is not None:
         frame = frame.filter(pl.col("round").is_in(sorted(set(rounds))))
-    # `rid` numbers the records in record_id order: every later join and group-by is on integers. The
-    # prompts stay out of the sort: only each record's first row needs one, gathered by its original row.
-    prompts = frame.get_column("prompt")
-    frame = (
-        frame.drop("prompt")
-        .with_row_index("_row")
-        .sort(["record_id", "slot"], maintain_order=True)
-        .with_columns(rid=pl.col("record_id").rle_id())
-    )
+    # `rid` numbers the records: every later join and group-by is on integers.
     rid, slot = pl.col("rid"), pl.col("slot")
     new_record = (rid != rid.shift(1)).fill_null(True)
-    recs = frame.select("rid", "record_id", "prompt_id", "round", "template", "_row").filter(new_record)
-    recs = recs.with_columns(prompt=prompts.gather(recs.get_column("_row")).fill_null("")).drop("_row")
+    runs = _record_runs(frame)
+    if runs is not None:
+        # As a sync writes them (each record's rows together, in slot order): numbered as they come.
+        frame = frame.with_columns(runs.alias("rid"))
+        recs = frame.select(
+            "rid", "record_id", "prompt_id", "round", "template", pl.col("prompt").fill_null("")
+        ).filter(new_record)
+    else:
+        # Otherwise in record_id order. The prompts stay out of the sort: only each record's first row
+        # needs one, gathered by its original row.
+        prompts = frame.get_column("prompt")
+        frame = (
+            frame.drop("prompt")
+            .with_row_index("_row")
+            .sort(["record_id", "slot"], maintain_order=True)
+            .with_columns(rid=pl.col("record_id").rle_id())
+        )
+        recs = frame.select("rid", "record_id", "prompt_id", "round", "template", "_row").filter(new_record)
+        recs = recs.with_columns(prompt=prompts.gather(recs.get_column("_row")).fill_null("")).drop("_row")
+    # The exports' row order (by prompt id, then record id), as each record's rank: examples are put in
+    # order by sorting integers.
+    recs = recs.with_columns(order=pl.arg_sort_by("prompt_id", "record_id").arg_sort())
     bad = recs.filter(~pl.col("template").is_in(TEMPLATES).fill_null(False))
     if bad.height:
         record_id, template = bad.select("record_id", "template").row(0)
@@ -379,6 +392,20 @@ def _record_tables(
         ).item()
     )
     return recs, slots, dense
+
+
+def _record_runs(frame: pl.DataFrame) -> pl.Series | None:
+    """Run numbers of the record ids when each record's rows come together, in increasing slot order (no
+    null id or slot): then they number the records. None otherwise."""
+    ids, slots = frame.get_column("record_id"), frame.get_column("slot")
+    if frame.height == 0 or ids.null_count() or slots.null_count():
+        return None
+    runs = ids.rle_id()
+    first = (runs != runs.shift(1)).fill_null(True)
+    if not (first | (slots > slots.shift(1))).fill_null(True).all():
+        return None
+    heads = ids.filter(first)
+    return runs if heads.n_unique() == heads.len() else None
 
 
 def _check_prompt_ids(recs: pl.DataFrame) -> None:
@@ -434,7 +461,7 @@ def _collect(
     known_ids = ids.drop_nulls()
     if frame.height == 0 or known_ids.len() == 0:
         return _voters(pl.DataFrame(schema=_VOTES_SCHEMA), [], first_code, recs.height, None)
-    # rid is the position of the record id among the sorted ids (a null id, if any, sorts first); votes on
+    # rid is the position of the record id among the records' ids (a null id, if any, comes first); votes on
     # unknown records get none and are dropped.
     positions = _positions(frame.get_column("record_id"), known_ids)
     source = frame.lazy().with_columns(positions.alias("rid"))
@@ -1173,12 +1200,12 @@ def _finish(
 
 
 def _in_order(frame: pl.DataFrame, inputs: _Inputs, *then: str) -> pl.DataFrame:
-    """`frame` (by rid) in the exports' row order: by prompt id, then record id (rids follow the record ids),
-    then `then`. Sorted before `_with_record`, the record fields and texts are gathered once, in order."""
+    """`frame` (by rid) in the exports' row order: by prompt id, then record id (the record's `order`), then
+    `then`. Sorted before `_with_record`, the record fields and texts are gathered once, in order."""
     if frame.height < 2:
         return frame
-    prompt = inputs.records.get_column("prompt_id").gather(frame.get_column("rid")).alias("_prompt_id")
-    return frame.with_columns(prompt).sort("_prompt_id", "rid", *then).drop("_prompt_id")
+    order = inputs.records.get_column("order").gather(frame.get_column("rid")).alias("_order")
+    return frame.with_columns(order).sort("_order", *then).drop("_order")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -413,6 +413,33 @@ def test_ranking_invariants(data, method, margin):
     assert kto.frame.height == 2 * result.frame.height
 
 
+# --- row order ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["as synced", "slot by slot", "rows shuffled"])
+def test_examples_come_by_prompt_then_record_id_whatever_order_the_records_come_in(layout):
+    # Records written out of record_id order (a sync writes them as the server returns them), with
+    # prompts shared between records: the examples still come by prompt id, then record id.
+    names = [("r9", "p2"), ("r3", "p1"), ("r7", "p1"), ("r1", "p2"), ("r5", "p1")]
+    recs, resp = [], []
+    for record_id, prompt_id in names:
+        recs += record(record_id, [f"good {record_id}", f"bad {record_id}"], prompt_id=prompt_id)
+        for user in ("u1", "u2"):
+            resp += ratings(record_id, user, [5, 1])
+    records, responses, suggestions = frames(recs, resp)
+    if layout == "slot by slot":  # each record's rows apart: its id comes in two runs
+        records = records.sort("slot", maintain_order=True)
+    elif layout == "rows shuffled":
+        records = records.sample(fraction=1.0, shuffle=True, seed=3)
+    expected = sorted((p, r) for r, p in names)
+    pairs_frame = consolidate_pairs(records, responses, suggestions).frame
+    assert list(pairs_frame.select("prompt_id", "record_id").iter_rows()) == expected
+    kto = consolidate_unpaired(records, responses, suggestions).frame
+    assert list(kto.select("prompt_id", "record_id", "label").iter_rows()) == [
+        (p, r, label) for p, r in expected for label in (True, False)
+    ]
+
+
 # --- record positions ---------------------------------------------------------------------------------
 
 

@@ -660,14 +660,19 @@ def _canonical(result: Consolidation) -> tuple[Any, ...]:
     policies,
     st.sampled_from([None, 1, 2, 3]),
     st.sampled_from([None, [1], [2, 3]]),
+    st.none() | st.integers(0, 2**16),
 )
 def test_vectorised_consensus_matches_the_loops(
     tables: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
     policy: ConsensusPolicy,
     min_submitted: int | None,
     rounds: list[int] | None,
+    shuffle: int | None,
 ) -> None:
     records, responses, suggestions = tables
+    if shuffle is not None:
+        # Record rows in any order (not record by record, as a sync writes them), for the sorted numbering.
+        records = records.sample(fraction=1.0, shuffle=True, seed=shuffle)
     args: dict[str, Any] = {"policy": policy, "min_submitted": min_submitted, "rounds": rounds}
     both = consolidate(records, responses, suggestions, **args)
     lean = consolidate(records, responses, suggestions, annotators=False, **args)
