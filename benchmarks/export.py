@@ -36,7 +36,13 @@ SLOTS = 2
 
 
 def synthesise(campaign_dir: Path, rows: int) -> dict[str, int]:
-    """Write a rating snapshot with about `rows` response rows; return the table sizes."""
+    """Write a rating snapshot with about `rows` response rows, laid out as a sync writes it; return the
+    table sizes.
+
+    As `campaign seed` makes them, record and prompt ids are 32 hex digits of a hash; as a sync writes
+    them, the records come in the server's order (not by id), each with its rows together in slot order,
+    and each record's responses come together, annotator by annotator, question by question.
+    """
     from datetime import UTC, datetime
 
     import numpy as np
@@ -48,27 +54,38 @@ def synthesise(campaign_dir: Path, rows: int) -> dict[str, int]:
     n = max(1, rows // per_record)
     rng = np.random.default_rng(0)
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
-    ids = pl.Series("i", np.arange(n)).cast(pl.String).str.zfill(7)
-    base = pl.DataFrame({"i": ids}).with_columns(
-        record_id=pl.lit("rec-") + pl.col("i"),
-        prompt_id=pl.lit("prompt-") + pl.col("i"),
+
+    def hex_ids() -> pl.Series:
+        raw = rng.bytes(16 * n)
+        return pl.Series([raw[k : k + 16].hex() for k in range(0, 16 * n, 16)], dtype=pl.String())
+
+    number = pl.Series("number", np.arange(n)).cast(pl.String).str.zfill(7)
+    base = pl.DataFrame({"i": np.arange(n), "number": number}).with_columns(
+        record_id=hex_ids(),
+        prompt_id=hex_ids(),
         round=pl.Series(np.arange(n) % 3 + 1),
     )
-    records = pl.concat(
-        [
-            base.with_columns(
-                template=pl.lit("rating"),
-                prompt=pl.lit("Write a short answer to question number ") + pl.col("i") + pl.lit("."),
-                slot=pl.lit(slot, dtype=pl.Int64),
-                response=pl.lit(f"Response {slot} from model {slot}, for question ") + pl.col("i"),
-                model=pl.lit(f"model-{slot}"),
-                status=pl.lit("completed"),
-                inserted_at=pl.lit(t0),
-                updated_at=pl.lit(t0),
-            )
-            for slot in range(1, SLOTS + 1)
-        ]
-    ).drop("i")
+    records = (
+        pl.concat(
+            [
+                base.with_columns(
+                    template=pl.lit("rating"),
+                    prompt=pl.lit("Write a short answer to question number ")
+                    + pl.col("number")
+                    + pl.lit("."),
+                    slot=pl.lit(slot, dtype=pl.Int64),
+                    response=pl.lit(f"Response {slot} from model {slot}, for question ") + pl.col("number"),
+                    model=pl.lit(f"model-{slot}"),
+                    status=pl.lit("completed"),
+                    inserted_at=pl.lit(t0),
+                    updated_at=pl.lit(t0),
+                )
+                for slot in range(1, SLOTS + 1)
+            ]
+        )
+        .sort("i", "slot")
+        .drop("i", "number")
+    )
     # Slot 1 tends to be better than slot 2, so most records give a pair and KTO sees both labels.
     quality = {1: rng.integers(2, 6, n), 2: rng.integers(1, 5, n)}
     parts = []
@@ -77,7 +94,7 @@ def synthesise(campaign_dir: Path, rows: int) -> dict[str, int]:
             noise = rng.integers(-1, 2, n)
             values = np.clip(quality[slot] + noise, 1, 5)
             parts.append(
-                base.select("record_id", "prompt_id", "round").with_columns(
+                base.select("i", "record_id", "prompt_id", "round").with_columns(
                     question=pl.lit(f"rating_{slot}"),
                     slot=pl.lit(slot, dtype=pl.Int64),
                     value=pl.Series(values).cast(pl.String),
@@ -86,7 +103,7 @@ def synthesise(campaign_dir: Path, rows: int) -> dict[str, int]:
                     updated_at=pl.lit(t0),
                 )
             )
-    responses = pl.concat(parts)
+    responses = pl.concat(parts).sort("i", "annotator", "slot").drop("i")
     meta = {
         "snapshot_id": "bench-snapshot",
         "synced_at": t0.isoformat(),
