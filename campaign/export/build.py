@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,22 +146,35 @@ def build_export(
         annotators=annotators != "omit",
         **consensus_args,
     )
-    # Each exported prompt is hashed once, whichever formats it lands in.
-    prompt_ids = pl.concat([c.frame.get_column("prompt_id") for c in cache.values()]).unique()
-    test_ids = test_prompts(prompt_ids, test_size=test_size, seed=seed)
-    built: dict[str, FormatExport] = {}
-    skipped: dict[str, Consolidation] = {}
-    for fmt in names:
-        consolidation = cache["unpaired" if fmt == "kto" else "pairs"]
-        if consolidation.rows == 0:
-            skipped[fmt] = consolidation
-            continue
-        frame = to_format(
-            consolidation.frame, fmt, chat=chat, system_prompt=system_prompt, annotators=annotators, salt=salt
-        )
-        built[fmt] = FormatExport(
-            fmt, consolidation, split_by_prompt(frame, test_size=test_size, seed=seed, test_ids=test_ids)
-        )
+    consolidations = {fmt: cache["unpaired" if fmt == "kto" else "pairs"] for fmt in names}
+    skipped = {fmt: c for fmt, c in consolidations.items() if c.rows == 0}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The TRL columns are made and checked (polars, which releases the GIL) while this thread hashes
+        # the prompts (Python, which holds it).
+        formatted = {
+            fmt: pool.submit(
+                to_format,
+                c.frame,
+                fmt,
+                chat=chat,
+                system_prompt=system_prompt,
+                annotators=annotators,
+                salt=salt,
+            )
+            for fmt, c in consolidations.items()
+            if fmt not in skipped
+        }
+        # Each exported prompt is hashed once, whichever formats it lands in.
+        prompt_ids = pl.concat([c.frame.get_column("prompt_id") for c in cache.values()]).unique()
+        test_ids = test_prompts(prompt_ids, test_size=test_size, seed=seed)
+        built = {
+            fmt: FormatExport(
+                fmt,
+                consolidations[fmt],
+                split_by_prompt(frame.result(), test_size=test_size, seed=seed, test_ids=test_ids),
+            )
+            for fmt, frame in formatted.items()
+        }
     if not built:
         reasons = "; ".join(
             f"{fmt}: {c.total} {c.unit}, dropped "
