@@ -11,6 +11,7 @@ import math
 import statistics
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -404,7 +405,8 @@ def _record_runs(frame: pl.DataFrame) -> pl.Series | None:
     first = (runs != runs.shift(1)).fill_null(True)
     if not (first | (slots > slots.shift(1))).fill_null(True).all():
         return None
-    heads = ids.filter(first)
+    # Distinct hashes mean distinct ids (a shared hash only sends the records to the sort).
+    heads = _hashes(ids.filter(first))
     return runs if heads.n_unique() == heads.len() else None
 
 
@@ -449,13 +451,55 @@ def _mapped(column: str, values: list[Any], parse: Any, dtype: pl.DataType) -> p
     return pl.col(column).replace_strict(values, [parse(v) for v in values], default=None, return_dtype=dtype)
 
 
+def _valid(source: pl.LazyFrame, who: str, exclude: set[str] | None) -> pl.LazyFrame:
+    """The rows of `source` that may count as votes: submitted responses of voters not excluded (all the
+    suggestions)."""
+    if who == "annotator":
+        source = source.filter(pl.col("status") == "submitted")
+        if exclude:
+            source = source.filter(~pl.col("annotator").is_in(sorted(exclude)))
+    return source
+
+
+def _voter(frame: pl.DataFrame, who: str) -> pl.Expr:
+    return pl.col(who) if who in frame.columns else pl.lit(None, dtype=pl.String())
+
+
+_Texts = tuple[list[Any], list[Any], list[Any], int]
+
+
+def _vote_texts(frame: pl.DataFrame, who: str, exclude: set[str] | None) -> _Texts:
+    """The distinct questions, values and voters of the valid rows, and how many have no slot.
+
+    They are few (ratings, ranks, labels, names): each is parsed once, then looked up per row, so that no
+    text column of the votes is copied (texts of votes that end up dropped are harmless).
+    """
+    return (
+        _valid(frame.lazy(), who, exclude)
+        .select(
+            pl.col("question").unique().implode(),
+            pl.col("value").unique().implode(),
+            _voter(frame, who).alias("who").unique().implode(),
+            pl.col("slot").null_count(),
+        )
+        .collect()
+        .row(0)
+    )
+
+
 def _collect(
-    frame: pl.DataFrame, recs: pl.DataFrame, who: str, *, exclude: set[str] | None = None, first_code: int = 0
+    frame: pl.DataFrame,
+    recs: pl.DataFrame,
+    who: str,
+    *,
+    exclude: set[str] | None = None,
+    first_code: int = 0,
+    texts: _Texts | None = None,
 ) -> _Voters:
     """The last valid vote of each voter on each slot of the records in `recs`, and who voted on each record.
 
     Votes have the columns rid, slot, code, value, template; `code` is `first_code` plus the
-    voter's position in the (sorted) list of voter names.
+    voter's position in the (sorted) list of voter names. `texts` are `_vote_texts` of the frame, if read.
     """
     ids = recs.get_column("record_id")
     known_ids = ids.drop_nulls()
@@ -464,27 +508,12 @@ def _collect(
     # rid is the position of the record id among the records' ids (a null id, if any, comes first); votes on
     # unknown records get none and are dropped.
     positions = _positions(frame.get_column("record_id"), known_ids)
-    source = frame.lazy().with_columns(positions.alias("rid"))
+    source = _valid(frame.lazy().with_columns(positions.alias("rid")), who, exclude)
     rid = pl.col("rid") if ids.len() == known_ids.len() else pl.col("rid") + (ids.len() - known_ids.len())
-    if who == "annotator":
-        source = source.filter(pl.col("status") == "submitted")
-        if exclude:
-            source = source.filter(~pl.col("annotator").is_in(sorted(exclude)))
-    given = pl.col(who) if who in frame.columns else pl.lit(None, dtype=pl.String())
+    given = _voter(frame, who)
     templates = recs.get_column("template").cast(pl.Enum(TEMPLATES))
     present = set(templates.unique().drop_nulls().to_list())
-    # Questions, values and voters have few distinct texts: each is read once here, then looked up per
-    # row, so that no text column of the votes is copied (texts of votes that end up dropped are harmless).
-    questions, values, voters, null_slots = (
-        source.select(
-            pl.col("question").unique().implode(),
-            pl.col("value").unique().implode(),
-            given.alias("who").unique().implode(),
-            pl.col("slot").null_count(),
-        )
-        .collect()
-        .row(0)
-    )
+    questions, values, voters, null_slots = texts or _vote_texts(frame, who, exclude)
     kinds = {_question_kind(q) for q in questions if q is not None}
     template = pl.col("template")
     if len(kinds) == 1 and None not in questions:  # one kind of question (say rating_<n>): no lookup
@@ -731,9 +760,17 @@ def _prepare(
     annotators: bool = True,
 ) -> _Inputs:
     """Records, their slots, who judges each one (humans, else the judge, else a drop reason) and the votes."""
-    recs, slots, dense = _record_tables(records, rounds)
-    _require(responses, REQUIRED_RESPONSE_COLUMNS, "responses")
-    human = _collect(responses, recs, "annotator", exclude=set(policy.exclude_annotators))
+    exclude = set(policy.exclude_annotators)
+
+    def read_texts() -> _Texts:
+        _require(responses, REQUIRED_RESPONSE_COLUMNS, "responses")
+        return _vote_texts(responses, "annotator", exclude)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The votes' texts do not depend on the records: they are read while the records are numbered.
+        texts = pool.submit(read_texts)
+        recs, slots, dense = _record_tables(records, rounds)
+        human = _collect(responses, recs, "annotator", exclude=exclude, texts=texts.result())
     judge = _voters(pl.DataFrame(schema=_VOTES_SCHEMA), [], len(human.names), recs.height, None)
     if policy.judge_fallback and suggestions is not None:
         _require(suggestions, REQUIRED_SUGGESTION_COLUMNS, "suggestions")
@@ -1543,8 +1580,6 @@ def consolidate(
     wanted = list(dict.fromkeys(kinds))
     if len(wanted) < 2:
         return {kind: CONSOLIDATIONS[kind](inputs, policy) for kind in wanted}
-    from concurrent.futures import ThreadPoolExecutor
-
     # Side by side: each is a chain of polars and numpy steps that release the GIL but use one core for
     # much of the time, so two chains keep both cores of a small machine busier than one after the other.
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
