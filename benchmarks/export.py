@@ -1,9 +1,9 @@
 """Export benchmark: DPO + KTO from a 1M-response snapshot, against a polars read + write of the same snapshot.
 
-Run:  .venv/bin/python benchmarks/export.py [--rows 1000000] [--no-write]
+Run:  .venv/bin/python benchmarks/export.py [--rows 1000000] [--repeat 5] [--layout synced|scattered] [--no-write]
 
 It synthesises a rating campaign's snapshot (2 responses a record, 3 annotators, so 6 response rows a
-record) with `save_snapshot`, then measures, each in a fresh subprocess so that peak memory
+record) with `save_snapshot`, laid out as a sync writes it (or scattered: see `synthesise`), then measures, each in a fresh subprocess so that peak memory
 (`ru_maxrss`) belongs to one measurement only:
 
   (a) baseline: polars reads the snapshot's parquet files and writes them back to another folder;
@@ -35,13 +35,17 @@ ANNOTATORS = ("ann-1", "ann-2", "ann-3")
 SLOTS = 2
 
 
-def synthesise(campaign_dir: Path, rows: int) -> dict[str, int]:
-    """Write a rating snapshot with about `rows` response rows, laid out as a sync writes it; return the
-    table sizes.
+LAYOUTS = ("synced", "scattered")
 
-    As `campaign seed` makes them, record and prompt ids are 32 hex digits of a hash; as a sync writes
-    them, the records come in the server's order (not by id), each with its rows together in slot order,
-    and each record's responses come together, annotator by annotator, question by question.
+
+def synthesise(campaign_dir: Path, rows: int, layout: str = "synced") -> dict[str, int]:
+    """Write a rating snapshot with about `rows` response rows; return the table sizes.
+
+    "synced" lays it out as a sync writes it: record and prompt ids are 32 hex digits of a hash, as
+    `campaign seed` makes them; the records come in the server's order (not by id), each with its rows
+    together in slot order; each record's responses come together, annotator by annotator, question by
+    question. "scattered" has the same votes under sequential ids, with the rows slot by slot and the
+    responses annotator by annotator (no record's rows together), as another tool might write them.
     """
     from datetime import UTC, datetime
 
@@ -55,36 +59,34 @@ def synthesise(campaign_dir: Path, rows: int) -> dict[str, int]:
     rng = np.random.default_rng(0)
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
 
+    id_rng = np.random.default_rng(1)  # the votes are the same in both layouts
+
     def hex_ids() -> pl.Series:
-        raw = rng.bytes(16 * n)
+        raw = id_rng.bytes(16 * n)
         return pl.Series([raw[k : k + 16].hex() for k in range(0, 16 * n, 16)], dtype=pl.String())
 
     number = pl.Series("number", np.arange(n)).cast(pl.String).str.zfill(7)
     base = pl.DataFrame({"i": np.arange(n), "number": number}).with_columns(
-        record_id=hex_ids(),
-        prompt_id=hex_ids(),
-        round=pl.Series(np.arange(n) % 3 + 1),
+        round=pl.Series(np.arange(n) % 3 + 1)
     )
-    records = (
-        pl.concat(
-            [
-                base.with_columns(
-                    template=pl.lit("rating"),
-                    prompt=pl.lit("Write a short answer to question number ")
-                    + pl.col("number")
-                    + pl.lit("."),
-                    slot=pl.lit(slot, dtype=pl.Int64),
-                    response=pl.lit(f"Response {slot} from model {slot}, for question ") + pl.col("number"),
-                    model=pl.lit(f"model-{slot}"),
-                    status=pl.lit("completed"),
-                    inserted_at=pl.lit(t0),
-                    updated_at=pl.lit(t0),
-                )
-                for slot in range(1, SLOTS + 1)
-            ]
-        )
-        .sort("i", "slot")
-        .drop("i", "number")
+    if layout == "synced":
+        base = base.with_columns(record_id=hex_ids(), prompt_id=hex_ids())
+    else:
+        base = base.with_columns(record_id="rec-" + pl.col("number"), prompt_id="prompt-" + pl.col("number"))
+    records = pl.concat(
+        [
+            base.with_columns(
+                template=pl.lit("rating"),
+                prompt=pl.lit("Write a short answer to question number ") + pl.col("number") + pl.lit("."),
+                slot=pl.lit(slot, dtype=pl.Int64),
+                response=pl.lit(f"Response {slot} from model {slot}, for question ") + pl.col("number"),
+                model=pl.lit(f"model-{slot}"),
+                status=pl.lit("completed"),
+                inserted_at=pl.lit(t0),
+                updated_at=pl.lit(t0),
+            )
+            for slot in range(1, SLOTS + 1)
+        ]
     )
     # Slot 1 tends to be better than slot 2, so most records give a pair and KTO sees both labels.
     quality = {1: rng.integers(2, 6, n), 2: rng.integers(1, 5, n)}
@@ -103,7 +105,10 @@ def synthesise(campaign_dir: Path, rows: int) -> dict[str, int]:
                     updated_at=pl.lit(t0),
                 )
             )
-    responses = pl.concat(parts).sort("i", "annotator", "slot").drop("i")
+    responses = pl.concat(parts)
+    if layout == "synced":
+        records, responses = records.sort("i", "slot"), responses.sort("i", "annotator", "slot")
+    records, responses = records.drop("i", "number"), responses.drop("i")
     meta = {
         "snapshot_id": "bench-snapshot",
         "synced_at": t0.isoformat(),
@@ -191,6 +196,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="response rows in the snapshot")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (best time counts)")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="synced",
+        help="rows as a sync writes them (default), or scattered with sequential ids (see synthesise)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     parser.add_argument("--measure", nargs=3, metavar=("NAME", "CAMPAIGN", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,7 +216,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         campaign_dir = Path(tmp) / "campaign"
         start = time.perf_counter()
-        sizes = synthesise(campaign_dir, args.rows)
+        sizes = synthesise(campaign_dir, args.rows, args.layout)
         print(
             f"Synthesised {sizes['response_rows']:,} response rows ({sizes['records']:,} records) "
             f"in {time.perf_counter() - start:.1f}s",
@@ -237,15 +248,22 @@ def main() -> None:
         f"{ratio:.2f}x | {peak['export']:.0f} | dpo {rows.get('dpo', 0):,} pairs, kto {rows.get('kto', 0):,} examples |",
     ]
     met = "met" if ratio <= TARGET_RATIO else "**NOT met**"
+    layout = (
+        "laid out as a sync writes it: 32-hex record and prompt ids as `campaign seed` makes them, records "
+        "in the server's order (not by id), each record's rows and responses together"
+        if args.layout == "synced"
+        else "scattered: sequential ids, record rows slot by slot and responses annotator by annotator"
+    )
     body = "\n".join(
         [
-            f"Run: `.venv/bin/python benchmarks/export.py --rows {args.rows}`",
+            f"Run: `.venv/bin/python benchmarks/export.py --rows {args.rows} --repeat {args.repeat}`"
+            + ("" if args.layout == "synced" else f" --layout {args.layout}"),
             "",
             f"Machine: {machine_description()}; {_versions()}.",
             "",
             f"Snapshot: a rating campaign of {sizes['records']:,} records x {SLOTS} responses x "
             f"{len(ANNOTATORS)} annotators = {sizes['response_rows']:,} response rows "
-            f"({sizes['record_rows']:,} record rows, {snapshot_mib:.0f} MiB of parquet). "
+            f"({sizes['record_rows']:,} record rows, {snapshot_mib:.0f} MiB of parquet), {layout}. "
             "Each measurement runs in a fresh subprocess; time excludes imports; peak RSS is that "
             "process's `ru_maxrss` (interpreter and imports included). Both measurements alternate in "
             "the same run, so that other work on the machine weighs on both: the 1-minute load average "
@@ -258,25 +276,23 @@ def main() -> None:
             "",
             f"Where the time goes, in the best export run: `load_snapshot` {stages['load']:.2f}s, "
             f"`build_export` {stages['build']:.2f}s (consensus, TRL columns, validation of every row, "
-            f"split), `write_export` {stages['write']:.2f}s (four parquet files, manifest, card). The "
-            "consensus reads the votes once for DPO and KTO: record ids become integer rids by a join on "
-            "their 64-bit hashes (the joined ids are compared; a shared hash falls back to an enum cast), "
-            "and when every record's slots are numbered 1..n and the votes are integral, scores, best and "
-            "worst responses, pair agreement, who voted and KTO statistics are bincounts and grids over slot "
-            "rows and (record, voter) cells instead of group-bys and joins (other snapshots take the "
-            "group-by paths, which give the same frames). Lists of annotator names are only built when the "
-            "export keeps them (not here: annotators are omitted). Examples are put in the exports' order "
-            "before their record fields and texts are gathered, so these are gathered once. The split hashes each exported "
-            "prompt once, after the consensus, from the UTF-8 bytes of the prompt-id column, and the four "
-            "files are written side by side with pyarrow, largest first, as snappy with dictionaries only "
-            "for the repetitive columns (no dictionary or min/max statistics for free text); text columns "
-            "reach pyarrow's plain string type by narrowing their offsets (no cast). The rest is polars and "
-            f"numpy work on whole columns: hashing, joining and parsing the {sizes['response_rows']:,} votes, "
-            "the record sort, and gathering record fields and texts into the examples. A fresh process also "
-            "pays for first touching the "
-            f"memory it allocates: the best export process took {best['export']['minor_faults']:,} minor "
-            f"page faults, the best baseline process {best['baseline']['minor_faults']:,} (imports "
-            "included in both).",
+            f"split), `write_export` {stages['write']:.2f}s (four parquet files, manifest, card).",
+            "",
+            "How: the consensus reads the votes once for DPO and KTO, and works on integers. Records whose "
+            "rows come together are numbered as they come (others are sorted by id); each record carries "
+            "its rank in the exports' row order, so examples are ordered by sorting integers. The votes' "
+            "record ids are looked up once per run of equal ids, by a join on 64-bit hashes (the joined "
+            "ids are compared; a shared hash falls back to an exact cast). With slots numbered 1..n and "
+            "integral votes, scores, best and worst responses, pair agreement, who voted and the KTO "
+            "statistics are bincounts and grids over slot rows and (record, voter) cells (other snapshots "
+            "take group-by paths that give the same frames). Pairs and KTO examples are consolidated side "
+            "by side in two threads; the TRL columns are validated in a thread while the main thread "
+            "hashes each exported prompt once (sha256, which defines the split). The four files are "
+            "written side by side with pyarrow, as snappy, with dictionaries only for repetitive columns "
+            "and no statistics for free text. A fresh process also pays for first touching the memory it "
+            f"allocates: the best export process took {best['export']['minor_faults']:,} minor page "
+            f"faults, the best baseline process {best['baseline']['minor_faults']:,} (imports included "
+            "in both).",
         ]
     )
     print(body)
