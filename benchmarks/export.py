@@ -276,7 +276,9 @@ def main() -> None:
             "",
             f"Where the time goes, in the best export run: `load_snapshot` {stages['load']:.2f}s, "
             f"`build_export` {stages['build']:.2f}s (consensus, TRL columns, validation of every row, "
-            f"split), `write_export` {stages['write']:.2f}s (four parquet files, manifest, card).",
+            f"split), `write_export` {stages['write']:.2f}s (four parquet files, manifest, card). "
+            "`--layout scattered` measures the same votes under sequential ids with no record's rows "
+            "together (the records are then sorted by id).",
             "",
             "How: the consensus reads the votes once for DPO and KTO, and works on integers. Records whose "
             "rows come together are numbered as they come (others are sorted by id); each record carries "
