@@ -135,18 +135,19 @@ def build_export(
         "rounds": None if rounds is None else covered,
     }
     salt = _salt(snapshot.meta)
-    kinds = list(dict.fromkeys("unpaired" if fmt == "kto" else "pairs" for fmt in names))
+    # KTO takes unpaired examples; DPO and ORPO take the same pairs.
+    kind = {fmt: "unpaired" if fmt == "kto" else "pairs" for fmt in names}
     # One pass over the votes serves both the pairs (dpo, orpo) and the unpaired examples (kto); the
     # lists of annotators are only built when the export carries them.
     cache = consolidate(
         snapshot.records,
         snapshot.responses,
         snapshot.suggestions,
-        kinds=kinds,
+        kinds=kind.values(),
         annotators=annotators != "omit",
         **consensus_args,
     )
-    consolidations = {fmt: cache["unpaired" if fmt == "kto" else "pairs"] for fmt in names}
+    consolidations = {fmt: cache[kind[fmt]] for fmt in names}
     skipped = {fmt: c for fmt, c in consolidations.items() if c.rows == 0}
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The TRL columns are made and checked (polars, which releases the GIL) while this thread hashes
