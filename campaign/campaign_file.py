@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from campaign.consensus import ConsensusPolicy
+from campaign.consensus.policy import ConsensusPolicy
 from campaign.errors import CampaignError, ConfigError, NotFound, UsageError
 from campaign.templates import (
     GUIDELINES_MAX_CHARS,

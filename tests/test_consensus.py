@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from test_export_data import frames, label, ranks, ratings, record, suggestion
 
 from campaign import consensus as c
-from campaign.consensus import ConsensusPolicy, consolidate_pairs, consolidate_unpaired, policy_from_mapping
+from campaign.consensus import (
+    ConsensusPolicy,
+    consolidate_pairs,
+    consolidate_unpaired,
+    engine,
+    policy_from_mapping,
+)
 from campaign.errors import InputError, UsageError
 
 
@@ -447,13 +453,13 @@ def test_record_positions_join_hashes_and_fall_back_to_the_exact_cast(monkeypatc
     known = pl.Series(["a", "b", "c"])
     ids = pl.Series(["c", None, "x", "a", "b", "a"])
     expected = [2, None, None, 0, 1, 0]
-    assert c._positions(ids, known).to_list() == expected
+    assert engine._positions(ids, known).to_list() == expected
     # Every text sharing one hash: the known ids are not told apart, so the cast decides.
-    monkeypatch.setattr(c, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
-    assert c._positions(ids, known).to_list() == expected
+    monkeypatch.setattr(engine, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
+    assert engine._positions(ids, known).to_list() == expected
     # An unknown id (and a null one) whose hash matches a known id's: the comparison of the ids catches it.
     one = pl.Series(["a"])
-    assert c._positions(pl.Series(["a", "x", None]), one).to_list() == [0, None, None]
+    assert engine._positions(pl.Series(["a", "x", None]), one).to_list() == [0, None, None]
 
 
 def test_record_positions_of_runs_match_positions_of_every_id(monkeypatch):
@@ -462,11 +468,11 @@ def test_record_positions_of_runs_match_positions_of_every_id(monkeypatch):
     known = pl.Series(["a", "b", "c"])
     runs = ["b", "b", "b", None, None, "a", "a", "x", "x", "c", "b", "b"]
     expected = [1, 1, 1, None, None, 0, 0, None, None, 2, 1, 1]
-    assert c._positions(pl.Series(runs), known).to_list() == expected
-    assert c._lookup(pl.Series(runs), known).to_list() == expected
-    monkeypatch.setattr(c, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
-    assert c._positions(pl.Series(runs), known).to_list() == expected
-    assert c._positions(pl.Series([], dtype=pl.String), known).to_list() == []
+    assert engine._positions(pl.Series(runs), known).to_list() == expected
+    assert engine._lookup(pl.Series(runs), known).to_list() == expected
+    monkeypatch.setattr(engine, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
+    assert engine._positions(pl.Series(runs), known).to_list() == expected
+    assert engine._positions(pl.Series([], dtype=pl.String), known).to_list() == []
 
 
 @pytest.mark.parametrize("far_slot", [3, 100])  # few slots: one slot at a time; many: numpy's any
@@ -475,7 +481,7 @@ def test_duplicate_check_marks_who_voted_on_each_record(far_slot):
         {"rid": [0, 0, 2, 2, 2], "eff_slot": [1, far_slot, 1, 2, 2], "code": [1, 1, 0, 2, 2]},
         schema={"rid": pl.UInt32, "eff_slot": pl.Int64, "code": pl.UInt32},
     )
-    duplicated, voted = c._has_duplicates(rows, 3, 0, 3)
+    duplicated, voted = engine._has_duplicates(rows, 3, 0, 3)
     assert duplicated
     assert voted.tolist() == [False, True, False, False, False, False, True, False, True]
-    assert c._has_duplicates(rows.head(4), 3, 0, 3)[0] is False
+    assert engine._has_duplicates(rows.head(4), 3, 0, 3)[0] is False

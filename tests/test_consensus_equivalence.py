@@ -32,7 +32,6 @@ from campaign.consensus import (
     NO_SUBMITTED,
     NOT_UNANIMOUS,
     PAIRS_SCHEMA,
-    TEMPLATES,
     TIE,
     TOO_FEW_ANNOTATORS,
     UNPAIRED,
@@ -46,6 +45,7 @@ from campaign.consensus import (
     resolve_min_annotators,
 )
 from campaign.errors import InputError
+from campaign.templates import TEMPLATE_NAMES as TEMPLATES
 from tests import test_export_data as data
 
 # ---------------------------------------------------------------------------------------------------------
@@ -721,7 +721,7 @@ def test_missing_prompt_ids_are_reported_like_the_loops() -> None:
 @contextmanager
 def _general_paths() -> Iterator[None]:
     """The consensus without its positional shortcuts, as for records whose slots are not numbered 1..n."""
-    from campaign import consensus
+    from campaign.consensus import engine as consensus
 
     record_tables = consensus._record_tables
 

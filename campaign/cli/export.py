@@ -169,7 +169,7 @@ def export(
         campaign export --campaign haiku-kto --format all --chat --out exports/all
         campaign export --campaign dutch-dpo --format dpo --push-to-hub me/dutch-dpo
     """
-    from campaign.consensus import policy_from_mapping
+    from campaign.consensus.policy import policy_from_mapping
     from campaign.export import export_snapshot
     from campaign.snapshot import load_snapshot
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from campaign.consensus import ConsensusPolicy
+from campaign.consensus.policy import ConsensusPolicy
 from campaign.errors import UsageError
 from campaign.export.build import ExportResult, FormatExport, build_export, resolve_formats
 from campaign.export.card import kto_weights, render_card

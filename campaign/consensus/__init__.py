@@ -1,0 +1,68 @@
+"""Consensus: submitted responses -> DPO/ORPO pairs or KTO examples, under a `ConsensusPolicy`.
+
+`policy.py` holds the policy models, drop reasons and output schemas; the engine applies the rules.
+"""
+
+from campaign.consensus.engine import (
+    BAD,
+    GOOD,
+    consolidate,
+    consolidate_pairs,
+    consolidate_unpaired,
+)
+from campaign.consensus.policy import (
+    BELOW_MARGIN,
+    BETWEEN_THRESHOLDS,
+    FEWER_THAN_TWO,
+    IDENTICAL,
+    LOW_AGREEMENT,
+    METHOD_SECTIONS,
+    MIDDLE_RANK,
+    NO_SUBMITTED,
+    NOT_UNANIMOUS,
+    PAIRS_SCHEMA,
+    TIE,
+    TOO_FEW_ANNOTATORS,
+    UNPAIRED,
+    UNPAIRED_SCHEMA,
+    UNRATED,
+    BinaryPolicy,
+    ConsensusPolicy,
+    Consolidation,
+    KTOPolicy,
+    RankingPolicy,
+    RatingPolicy,
+    policy_from_mapping,
+    resolve_min_annotators,
+)
+
+__all__ = [
+    "BAD",
+    "BELOW_MARGIN",
+    "BETWEEN_THRESHOLDS",
+    "FEWER_THAN_TWO",
+    "GOOD",
+    "IDENTICAL",
+    "LOW_AGREEMENT",
+    "METHOD_SECTIONS",
+    "MIDDLE_RANK",
+    "NOT_UNANIMOUS",
+    "NO_SUBMITTED",
+    "PAIRS_SCHEMA",
+    "TIE",
+    "TOO_FEW_ANNOTATORS",
+    "UNPAIRED",
+    "UNPAIRED_SCHEMA",
+    "UNRATED",
+    "BinaryPolicy",
+    "ConsensusPolicy",
+    "Consolidation",
+    "KTOPolicy",
+    "RankingPolicy",
+    "RatingPolicy",
+    "consolidate",
+    "consolidate_pairs",
+    "consolidate_unpaired",
+    "policy_from_mapping",
+    "resolve_min_annotators",
+]
