@@ -6,6 +6,7 @@ The store (schemas, load, save) comes first and is self-contained; `status` and 
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,7 +208,10 @@ def save_snapshot(campaign_dir: Path | str, snapshot: Snapshot) -> Path:
     return _save(snapshot_dir(campaign_dir), snapshot)
 
 
-_KEEP_FINGERPRINTS: Any = object()
+class _Keep(enum.Enum):
+    """A marker: leave the file as it is."""
+
+    KEEP = "keep"
 
 
 def _save(
@@ -215,7 +220,7 @@ def _save(
     *,
     digests: dict[str, str] | None = None,
     keep: frozenset[str] = frozenset(),
-    fingerprints: pl.DataFrame | None = _KEEP_FINGERPRINTS,
+    fingerprints: pl.DataFrame | _Keep | None = _Keep.KEEP,
 ) -> Path:
     """Write the tables not in `keep` (with their digests), then the fingerprints, then `meta.json`.
 
@@ -231,15 +236,12 @@ def _save(
         for name, frame in frames.items():
             digest = digests.get(name) or (table_digest(frame) if name in CONTENT_TABLES else None)
             metadata = {DIGEST_KEY: f"{pl.__version__}/{digest}"} if digest else None
-            _atomic_write(
-                directory / f"{name}.parquet",
-                lambda tmp, frame=frame, metadata=metadata: frame.write_parquet(tmp, metadata=metadata),
-            )
+            _atomic_write(directory / f"{name}.parquet", partial(frame.write_parquet, metadata=metadata))
         prints_path = directory / FINGERPRINTS_FILENAME
         if fingerprints is None:
             prints_path.unlink(missing_ok=True)
-        elif fingerprints is not _KEEP_FINGERPRINTS:
-            _atomic_write(prints_path, lambda tmp: fingerprints.write_parquet(tmp))
+        elif isinstance(fingerprints, pl.DataFrame):
+            _atomic_write(prints_path, fingerprints.write_parquet)
         _atomic_write(directory / META_FILENAME, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
     return directory
 
@@ -254,7 +256,7 @@ def _stored_digest(path: Path) -> str | None:
     return digest if version == pl.__version__ and digest else None
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(tmp_path)` on a temp file beside `path`, then move it into place."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -428,7 +430,7 @@ def sync_snapshot(
     dataset_name: str,
     workspace: str,
     template: str,
-    on_page: Any = None,
+    on_page: Callable[[int], object] | None = None,
 ) -> tuple[Snapshot, SyncResult]:
     """Bring the local snapshot up to date with the server and record the sync's progress counts.
 
@@ -461,20 +463,21 @@ def sync_snapshot(
             stored = loading.result()
             return stored if stored is not None and stored.snapshot.meta == meta else None
 
-        snapshot, result = _sync(
-            client,
-            directory,
-            meta,
-            load_prints,
-            load_previous,
+        job = _SyncJob(
+            client=client,
+            directory=directory,
             dataset_id=dataset_id,
             dataset_name=dataset_name,
             workspace=workspace,
             template=template,
             details=details,
             progress=progress,
+            meta=meta,
+            load_prints=load_prints,
+            load_previous=load_previous,
             on_page=on_page,
         )
+        snapshot, result = _sync(job)
     return snapshot, replace(result, seconds=round(time.perf_counter() - started, 3))
 
 
@@ -530,131 +533,212 @@ def _sync_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _sync(
-    client: ArgillaClient,
-    directory: Path,
-    meta: dict[str, Any] | None,
-    load_prints: Callable[[], pl.DataFrame | None],
-    load_previous: Callable[[], _Stored | None],
-    *,
-    dataset_id: str,
-    dataset_name: str,
-    workspace: str,
-    template: str,
-    details: dict[str, Any],
-    progress: dict[str, Any],
-    on_page: Any,
-) -> tuple[Snapshot, SyncResult]:
+@dataclass(frozen=True)
+class _SyncJob:
+    """What every sync mode reads: the server, the dataset, its activity and the stored snapshot."""
+
+    client: ArgillaClient
+    directory: Path
+    dataset_id: str
+    dataset_name: str
+    workspace: str
+    template: str
+    details: dict[str, Any]  # the dataset as the server describes it
+    progress: dict[str, Any]  # the server's record counts (total, completed, pending)
+    meta: dict[str, Any] | None  # the stored meta, None when there is none for this dataset
+    load_prints: Callable[[], pl.DataFrame | None]  # the stored fingerprints (None without meta)
+    load_previous: Callable[[], _Stored | None]  # the stored snapshot, when its meta is `meta`
+    on_page: Callable[[int], object] | None
+
+    @property
+    def activity(self) -> str:
+        """What changes whenever the dataset does (compared with the stored meta's last_activity_at)."""
+        # Responses touch last_activity_at; seeding and status changes show in the progress counts.
+        parts = (
+            self.details.get("last_activity_at"),
+            self.details.get("updated_at"),
+            self.progress.get("total"),
+            self.progress.get("completed"),
+        )
+        return "|".join(str(value) for value in parts)
+
+
+@dataclass(frozen=True)
+class _Pulled:
+    """The content tables one sync mode produced, and what the shared tail needs to write them."""
+
+    mode: str  # full | incremental | unchanged
+    tables: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]  # in CONTENT_TABLES order
+    changed: int  # records new, changed or deleted since the stored snapshot
+    counts: tuple[int, int]  # records, (record, annotator) responses
+    stored: _Stored | None  # the snapshot this one follows (None when there is none)
+    fingerprints: pl.DataFrame | _Keep | None  # what fingerprints.parquet becomes
+    fingerprints_as_of: str | None  # the server time the fingerprints describe
+    unchanged: frozenset[str] = frozenset()  # content tables equal to the stored ones
+
+
+def _sync(job: _SyncJob) -> tuple[Snapshot, SyncResult]:
+    """Pull by the cheapest mode that is exact, then write the result."""
     import uuid
 
-    stored: _Stored | None = None
-    # Responses touch last_activity_at; seeding and status changes show in the progress counts.
-    activity = "|".join(
-        str(value)
-        for value in (
-            details.get("last_activity_at"),
-            details.get("updated_at"),
-            progress.get("total"),
-            progress.get("completed"),
-        )
-    )
     now = datetime.now(UTC)
     sync_id = uuid.uuid4().hex[:12]
-    fingerprints: pl.DataFrame | None = None
+    pulled = None
+    if job.meta is not None and job.meta.get("last_activity_at") == job.activity:
+        pulled = _pull_unchanged(job)
+    if pulled is None:
+        pulled = _pull_changes(job)
+    return _write_sync(job, pulled, sync_id=sync_id, now=now)
+
+
+def _pull_unchanged(job: _SyncJob) -> _Pulled | None:
+    """No activity since the last sync: the stored tables as they are (None when they cannot be read)."""
+    stored = job.load_previous()
+    if stored is None:
+        return None
+    prints = job.load_prints()
+    tables = stored.snapshot.records, stored.snapshot.responses, stored.snapshot.suggestions
+    return _Pulled(
+        mode="unchanged",
+        tables=tables,
+        changed=0,
+        counts=stored.counts,
+        stored=stored,
+        fingerprints=_Keep.KEEP,
+        fingerprints_as_of=stored.snapshot.meta.get("fingerprints_as_of") if prints is not None else None,
+        unchanged=frozenset(CONTENT_TABLES),
+    )
+
+
+@dataclass(frozen=True)
+class _Names:
+    """The server's ids of users and questions, by which responses and suggestions name them."""
+
+    usernames: dict[str, str]
+    questions: dict[str, str]
+
+
+def _pull_changes(job: _SyncJob) -> _Pulled:
+    """Fetch the records that changed when the server gives fingerprints to compare, else every record."""
+    client = job.client
+    names = _Names(
+        usernames=client.usernames_by_id(),
+        questions={str(q["id"]): str(q["name"]) for q in client.questions(job.dataset_id)},
+    )
+    since = job.meta.get("fingerprints_as_of") if job.meta is not None else None
+    old_prints = job.load_prints()
     served: dict[str, Any] | None = None
-    unchanged: set[str] = set()  # content tables equal to the stored ones
-    counts: tuple[int, int] | None = None
+    fingerprints: pl.DataFrame | None = None
+    if old_prints is not None and since:
+        # Only the records touched since the last sync (a margin covers transactions in flight).
+        served = client.record_fingerprints(job.dataset_id, since=_before(str(since), seconds=5))
+        if served is not None:
+            fingerprints = _merge_prints(old_prints, _fingerprint_frame(served["items"]))
+    if served is None:
+        served = client.record_fingerprints(job.dataset_id)
+        fingerprints = _fingerprint_frame(served["items"]) if served is not None else None
+    if fingerprints is None or old_prints is None or served is None:
+        return _pull_full(job, names, served, fingerprints)
+    stored = job.load_previous()
+    if stored is None:
+        return _pull_full(job, names, served, fingerprints)
+    pulled = _pull_incremental(job, names, stored, old_prints, fingerprints, served)
+    if since and not _totals_match(pulled.counts, served):
+        # Deleted records or responses leave nothing to select by time: compare every record.
+        served = client.record_fingerprints(job.dataset_id)
+        if served is None:  # pragma: no cover - the endpoint answered a moment ago
+            msg = "The server stopped answering the sync endpoint; run the same command again."
+            raise ServerError(msg)
+        pulled = _pull_incremental(
+            job, names, stored, old_prints, _fingerprint_frame(served["items"]), served
+        )
+    return pulled
 
-    if (
-        meta is not None
-        and meta.get("last_activity_at") == activity
-        and (stored := load_previous()) is not None
-    ):
-        mode, changed = "unchanged", 0
-        records, responses, suggestions = (stored.snapshot.table(name) for name in CONTENT_TABLES)
-        fingerprints = load_prints()
-        unchanged = set(CONTENT_TABLES)
-    else:
-        usernames = client.usernames_by_id()
-        questions = {str(q["id"]): str(q["name"]) for q in client.questions(dataset_id)}
-        since = meta.get("fingerprints_as_of") if meta is not None else None
-        old_prints = load_prints()
-        if old_prints is not None and since:
-            # Only the records touched since the last sync (a margin covers transactions in flight).
-            served = client.record_fingerprints(dataset_id, since=_before(str(since), seconds=5))
-            if served is not None:
-                fingerprints = _merge_prints(old_prints, _fingerprint_frame(served["items"]))
-        if served is None:
-            served = client.record_fingerprints(dataset_id)
-            fingerprints = _fingerprint_frame(served["items"]) if served is not None else None
-        if (
-            fingerprints is not None
-            and old_prints is not None
-            and served is not None
-            and (stored := load_previous()) is not None
-        ):
-            base, base_counts = stored.snapshot, stored.counts
 
-            def refetch(
-                prints: pl.DataFrame,
-            ) -> tuple[tuple[pl.DataFrame, ...], set[str], set[str], tuple[int, int]]:
-                stale, gone = _moved(old_prints, prints)
-                items = client.records_by_id(dataset_id, stale["server_id"].to_list()) if stale.height else []
-                if on_page is not None:
-                    on_page(len(items))
-                fresh = frames_from_records(
-                    items, template=template, usernames=usernames, questions=questions
-                )
-                drop = set(stale["record_id"].to_list()) | gone
-                for new in fresh:
-                    drop.update(new["record_id"].to_list())
-                merged: dict[str, pl.DataFrame] = {}
-                removed: dict[str, pl.DataFrame] = {}
-                same: set[str] = set()
-                for name, new in zip(CONTENT_TABLES, fresh, strict=True):
-                    merged[name], removed[name] = _replace_records(base.table(name), new, drop)
-                    if merged[name] is base.table(name):
-                        same.add(name)
-                # The counts of the rows kept plus those of the rows fetched: records partition both.
-                gone_counts = _counts(removed["records"], removed["responses"])
-                new_counts = _counts(fresh[0], fresh[1])
-                totals = (
-                    base_counts[0] - gone_counts[0] + new_counts[0],
-                    base_counts[1] - gone_counts[1] + new_counts[1],
-                )
-                return tuple(merged[name] for name in CONTENT_TABLES), drop, same, totals
+def _pull_incremental(
+    job: _SyncJob,
+    names: _Names,
+    stored: _Stored,
+    old_prints: pl.DataFrame,
+    prints: pl.DataFrame,
+    served: dict[str, Any],
+) -> _Pulled:
+    """The stored tables with the records whose fingerprints moved fetched again, and the gone ones dropped."""
+    stale, gone = _moved(old_prints, prints)
+    items = job.client.records_by_id(job.dataset_id, stale["server_id"].to_list()) if stale.height else []
+    if job.on_page is not None:
+        job.on_page(len(items))
+    fresh = frames_from_records(
+        items, template=job.template, usernames=names.usernames, questions=names.questions
+    )
+    drop = set(stale["record_id"].to_list()) | gone
+    for new in fresh:
+        drop.update(new["record_id"].to_list())
+    merged: list[pl.DataFrame] = []
+    removed: list[pl.DataFrame] = []
+    same: set[str] = set()
+    for name, new in zip(CONTENT_TABLES, fresh, strict=True):
+        old = stored.snapshot.table(name)
+        kept, taken = _replace_records(old, new, drop)
+        merged.append(kept)
+        removed.append(taken)
+        if kept is old:
+            same.add(name)
+    # The counts of the rows kept plus those of the rows fetched: records partition both.
+    gone_counts, new_counts = _counts(removed[0], removed[1]), _counts(fresh[0], fresh[1])
+    counts = (
+        stored.counts[0] - gone_counts[0] + new_counts[0],
+        stored.counts[1] - gone_counts[1] + new_counts[1],
+    )
+    return _Pulled(
+        mode="incremental",
+        tables=(merged[0], merged[1], merged[2]),
+        changed=len(drop),
+        counts=counts,
+        stored=stored,
+        fingerprints=prints,
+        fingerprints_as_of=served.get("as_of"),
+        unchanged=frozenset(same),
+    )
 
-            (records, responses, suggestions), drop, unchanged, counts = refetch(fingerprints)
-            if since and not _totals_match(counts, served):
-                # Deleted records or responses leave nothing to select by time: compare every record.
-                served = client.record_fingerprints(dataset_id)
-                if served is None:  # pragma: no cover - the endpoint answered a moment ago
-                    raise ServerError(
-                        "The server stopped answering the sync endpoint; run the same command again."
-                    )
-                fingerprints = _fingerprint_frame(served["items"])
-                (records, responses, suggestions), drop, unchanged, counts = refetch(fingerprints)
-            mode, changed = "incremental", len(drop)
-        else:
-            stored = load_previous()
-            previous = stored.snapshot if stored is not None else None
-            items = []
-            for page in client.iter_records(dataset_id):
-                items.extend(page)
-                if on_page is not None:
-                    on_page(len(page))
-            records, responses, suggestions = frames_from_records(
-                items, template=template, usernames=usernames, questions=questions
-            )
-            mode = "full"
-            changed = (
-                _changed_records(previous, records, responses)
-                if previous is not None
-                else records["record_id"].n_unique()
-            )
 
-    n_records, n_responses = counts if counts is not None else _counts(records, responses)
-    previous = stored.snapshot if stored is not None else None
+def _pull_full(
+    job: _SyncJob, names: _Names, served: dict[str, Any] | None, fingerprints: pl.DataFrame | None
+) -> _Pulled:
+    """Every record of the dataset, page by page."""
+    stored = job.load_previous()
+    items: list[dict[str, Any]] = []
+    for page in job.client.iter_records(job.dataset_id):
+        items.extend(page)
+        if job.on_page is not None:
+            job.on_page(len(page))
+    records, responses, suggestions = frames_from_records(
+        items, template=job.template, usernames=names.usernames, questions=names.questions
+    )
+    changed = (
+        _changed_records(stored.snapshot, records, responses)
+        if stored is not None
+        else records["record_id"].n_unique()
+    )
+    return _Pulled(
+        mode="full",
+        tables=(records, responses, suggestions),
+        changed=int(changed),
+        counts=_counts(records, responses),
+        stored=stored,
+        fingerprints=fingerprints,
+        fingerprints_as_of=served.get("as_of") if served is not None else None,
+    )
+
+
+def _write_sync(
+    job: _SyncJob, pulled: _Pulled, *, sync_id: str, now: datetime
+) -> tuple[Snapshot, SyncResult]:
+    """Append the sync to the history, write the tables that changed and the meta, and say what was done."""
+    records, responses, suggestions = pulled.tables
+    n_records, n_responses = pulled.counts
+    stored = pulled.stored
+    progress = job.progress
     sync_row = pl.DataFrame(
         [
             {
@@ -668,52 +752,38 @@ def _sync(
         ],
         schema=SYNCS_SCHEMA,
     )
-    syncs = pl.concat([previous.syncs, sync_row]) if previous is not None else sync_row
-    tables = {"records": records, "responses": responses, "suggestions": suggestions}
+    syncs = pl.concat([stored.snapshot.syncs, sync_row]) if stored is not None else sync_row
     # An unchanged table keeps its file, and the digest that file carries; files written before digests
     # were stored are rewritten once to carry one.
     stored_digests = stored.digests if stored is not None else {}
-    keep = frozenset(name for name in unchanged if name in stored_digests)
+    keep = frozenset(name for name in pulled.unchanged if name in stored_digests)
     digests = {
-        name: stored_digests[name] if name in keep else table_digest(frame) for name, frame in tables.items()
+        name: stored_digests[name] if name in keep else table_digest(frame)
+        for name, frame in zip(CONTENT_TABLES, pulled.tables, strict=True)
     }
-    distribution = details.get("distribution") or {}
+    distribution = job.details.get("distribution") or {}
     meta = {
         "snapshot_id": _combined_id([digests[name] for name in CONTENT_TABLES]),
         "sync_id": sync_id,
         "synced_at": now.isoformat(),
-        "last_activity_at": activity,
-        "dataset": dataset_name,
-        "dataset_id": dataset_id,
-        "workspace": workspace,
-        "template": template,
+        "last_activity_at": job.activity,
+        "dataset": job.dataset_name,
+        "dataset_id": job.dataset_id,
+        "workspace": job.workspace,
+        "template": job.template,
         "min_submitted": int(distribution.get("min_submitted", 1)),
-        "api_url": client.api_url,
-        "fingerprints_as_of": (
-            served.get("as_of")
-            if served is not None
-            else (
-                previous.meta.get("fingerprints_as_of")
-                if previous is not None and fingerprints is not None
-                else None
-            )
-        ),
+        "api_url": job.client.api_url,
+        "fingerprints_as_of": pulled.fingerprints_as_of,
     }
     snapshot = Snapshot(records=records, responses=responses, suggestions=suggestions, syncs=syncs, meta=meta)
-    _save(
-        directory,
-        snapshot,
-        digests=digests,
-        keep=keep,
-        fingerprints=_KEEP_FINGERPRINTS if mode == "unchanged" else fingerprints,
-    )
+    _save(job.directory, snapshot, digests=digests, keep=keep, fingerprints=pulled.fingerprints)
     result = SyncResult(
         sync_id=sync_id,
         synced_at=now.isoformat(),
-        mode=mode,
+        mode=pulled.mode,
         n_records=n_records,
         n_responses=n_responses,
-        changed_records=int(changed),
+        changed_records=pulled.changed,
         seconds=0.0,
     )
     return snapshot, result
