@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from campaign import __version__
-from campaign.errors import CampaignError
+from campaign.cli._common import debug_enabled, error_message
 
 # name -> "module:attribute". A plain registry: built-in groups register the way a plugin would.
 COMMANDS: dict[str, str] = {
@@ -87,25 +87,12 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except CampaignError as exc:
-        if debug_enabled():
-            raise
-        click.secho(f"Error: {exc}", fg="red", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-    except Exception as exc:  # an unexpected bug: one line unless debugging
+    except Exception as exc:
         if debug_enabled():
             raise
-        click.secho(
-            f"Error: unexpected {type(exc).__name__}: {exc}. Re-run with CAMPAIGN_DEBUG=1 for the traceback.",
-            fg="red",
-            err=True,
-        )
-        sys.exit(1)
-
-
-def debug_enabled() -> bool:
-    """Whether CAMPAIGN_DEBUG asks for tracebacks."""
-    return os.environ.get("CAMPAIGN_DEBUG", "") not in ("", "0", "false")
+        message, exit_code = error_message(exc)
+        click.secho(f"Error: {message}", fg="red", err=True)
+        sys.exit(exit_code)

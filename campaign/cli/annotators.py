@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stdout
-from campaign.cli.setup import campaign_option, user_errors
 
 
 @click.group()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from campaign.cli._common import CAMPAIGN_OPTION_HELP, user_errors
 from campaign.cli._output import note, print_json
-from campaign.cli.setup import CAMPAIGN_OPTION_HELP, user_errors
 
 
 @click.command()

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from campaign.cli._common import user_errors
 from campaign.cli._output import note, print_json, stdout
-from campaign.cli.setup import user_errors
 
 if TYPE_CHECKING:
     from campaign.demo import DemoResult

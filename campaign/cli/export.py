@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stderr
 from campaign.errors import CampaignError, ConfigError, UsageError
 
@@ -24,21 +23,6 @@ AGREEMENT_KEYS = (
     "fleiss",
     "kendall_w",
 )
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Show library errors as one-line messages with their exit code (1 failure, 2 usage)."""
-    from campaign.cli import debug_enabled
-
-    try:
-        yield
-    except CampaignError as exc:
-        if debug_enabled():
-            raise
-        error = click.ClickException(str(exc))
-        error.exit_code = exc.exit_code
-        raise error from None
 
 
 def read_campaign_settings(campaign_dir: Path) -> dict[str, Any]:
@@ -88,14 +72,7 @@ def _agreement_summary(snapshot: Any) -> dict[str, Any] | None:
 
 
 @click.command()
-@click.option(
-    "--campaign",
-    "campaign_dir",
-    default=".",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Campaign directory (or its campaign.yaml).",
-)
+@campaign_option
 @click.option(
     "--format",
     "fmt",
@@ -175,7 +152,7 @@ def export(
 
     if campaign_dir.is_file():
         campaign_dir = campaign_dir.parent
-    with _user_errors():
+    with user_errors():
         if round_numbers and rounds:
             msg = "Use either --round N (repeatable) or --rounds all, not both."
             raise UsageError(msg)

@@ -9,8 +9,8 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stderr, stdout
-from campaign.cli.setup import campaign_option, user_errors
 
 if TYPE_CHECKING:
     from campaign.campaign_file import CampaignFile

@@ -3,50 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
+from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stdout
-from campaign.errors import CampaignError
-
-CAMPAIGN_OPTION_HELP = "Campaign directory (or its campaign.yaml)."
-
-
-@contextmanager
-def user_errors(*, resume: str | None = None) -> Iterator[None]:
-    """Show library errors as one-line messages with their exit code (1 failure, 2 usage).
-
-    `resume` is added to server and network failures of commands that are safe to run again.
-    """
-    from campaign.cli import debug_enabled
-    from campaign.errors import ServerError
-
-    try:
-        yield
-    except CampaignError as exc:
-        if debug_enabled():
-            raise
-        message = f"{exc} {resume}" if resume and isinstance(exc, ServerError) else str(exc)
-        error = click.ClickException(message)
-        error.exit_code = exc.exit_code
-        raise error from None
-
-
-def campaign_option(func: Any) -> Any:
-    """The shared `--campaign DIR` option."""
-    return click.option(
-        "--campaign",
-        "campaign_dir",
-        default=".",
-        show_default=True,
-        type=click.Path(path_type=Path),
-        help=CAMPAIGN_OPTION_HELP,
-    )(func)
 
 
 @click.command()

@@ -9,8 +9,8 @@ from typing import Any
 import click
 from rich.table import Table
 
+from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stderr, stdout
-from campaign.cli.setup import campaign_option, user_errors
 
 
 @click.command()
