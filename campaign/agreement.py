@@ -22,12 +22,12 @@ import numpy.typing as npt
 import polars as pl
 
 from campaign.errors import InputError, NotFound, UsageError
+from campaign.templates import TEMPLATE_NAMES
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 Weights = Literal["linear", "quadratic"]
 LEVELS: tuple[str, ...] = get_args(Level)
 STATISTICS: tuple[str, ...] = ("alpha", "fleiss", "cohen", "cohen-linear", "cohen-quadratic", "kendall-w")
-TEMPLATES: tuple[str, ...] = ("rating", "ranking", "binary")
 READERS: dict[str, str] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 NOT_ENOUGH_DATA = "not enough data"
 NOT_APPLICABLE = "not applicable"
@@ -930,8 +930,8 @@ def campaign_agreement(
           "judge": [{"agent", "alpha": statistic, "spearman"?: statistic, "kendall_tau"?: statistic}],
         }
     """
-    if template not in TEMPLATES:
-        msg = f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}."
+    if template not in TEMPLATE_NAMES:
+        msg = f"unknown template {template!r}; choose one of {', '.join(TEMPLATE_NAMES)}."
         raise UsageError(msg)
     submitted = submitted_responses(responses)
     level: Level = "nominal" if template == "binary" else "ordinal"

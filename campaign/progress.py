@@ -10,7 +10,8 @@ The responses frame has one row per response *value*; a response is the pair (re
 and its status is the status of its latest row. A discarded response may have a single row without
 a value. Counts of responses below are counts of such pairs, never of value rows.
 
-Output of `compute_progress` (JSON-serialisable; timestamps are ISO 8601 strings in UTC)::
+`compute_progress` returns a `Progress`; its `to_dict()` is this JSON (timestamps are ISO 8601 strings
+in UTC)::
 
     {
       "schema_version": 1,
@@ -65,6 +66,7 @@ annotators put different responses first (tied firsts count as a set).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -82,6 +84,121 @@ MAX_CONFLICT_IDS = 20
 _TS = pl.Datetime("us", "UTC")
 
 
+@dataclass(frozen=True)
+class ResponseCounts:
+    """Responses, (record, annotator) pairs, per latest status."""
+
+    submitted: int
+    draft: int
+    discarded: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Record and response counts over the whole campaign."""
+
+    records: int
+    completed: int  # records with >= min_submitted submitted responses
+    pending: int
+    completed_share: float
+    remaining_submissions: int
+    responses: ResponseCounts
+    argilla_status: dict[str, int]  # Argilla's own record status
+
+
+@dataclass(frozen=True)
+class RoundProgress:
+    """Completion of one round."""
+
+    round: int | None
+    records: int
+    completed: int
+    pending: int
+    remaining_submissions: int
+    submitted: int
+    argilla_completed: int
+    conflicts: int
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    """One row of the leaderboard."""
+
+    rank: int
+    annotator: str
+    submitted: int
+    draft: int
+    discarded: int
+    share: float  # of all submitted responses
+    last_activity: str | None
+    active_days: int
+
+
+@dataclass(frozen=True)
+class DailyCount:
+    """Submitted responses on one UTC date."""
+
+    date: str
+    submitted: int
+
+
+@dataclass(frozen=True)
+class Velocity:
+    """Submitted responses per day over the trailing window, and the ETA that rate gives."""
+
+    window_days: int
+    submitted_in_window: int
+    per_day: float
+    daily: list[DailyCount]
+    remaining_submissions: int
+    eta_days: float | None  # None when per_day is 0
+    eta_date: str | None
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    """Records whose submitted answers conflict."""
+
+    records: int
+    by_question: dict[str, int]
+    record_ids: list[str]  # the first MAX_CONFLICT_IDS, sorted
+    checked: int  # records with >= 2 submitted responses
+    rating_threshold: float
+
+
+@dataclass(frozen=True)
+class SyncPoint:
+    """The progress counts kept at one sync."""
+
+    sync_id: str | None
+    synced_at: str | None
+    n_records: int
+    n_responses: int
+    completed: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What `compute_progress` measures; `to_dict()` gives the JSON in the module docstring."""
+
+    schema_version: int
+    as_of: str | None
+    min_submitted: int
+    window_days: int
+    totals: Totals
+    rounds: list[RoundProgress]
+    annotators: list[AnnotatorProgress]
+    velocity: Velocity
+    conflicts: Conflicts
+    over_time: list[SyncPoint]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in the documented schema."""
+        return asdict(self)
+
+
 def compute_progress(
     snapshot: Snapshot,
     *,
@@ -89,7 +206,7 @@ def compute_progress(
     window_days: int = 7,
     min_submitted: int | None = None,
     rating_threshold: float = 2.0,
-) -> dict[str, Any]:
+) -> Progress:
     """Completion, per-annotator counts, velocity, ETA, conflicts and history of a snapshot.
 
     `now` defaults to the snapshot's `synced_at` (so an offline report is reproducible), else the
@@ -121,22 +238,24 @@ def compute_progress(
     per_record = per_record.with_columns(conflict=pl.col("record_id").is_in(conflict_ids.implode()))
 
     totals = _totals(per_record, responses)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "as_of": _iso(as_of),
-        "min_submitted": needed,
-        "window_days": window_days,
-        "totals": totals,
-        "rounds": _rounds(per_record),
-        "annotators": _annotators(responses),
-        "velocity": _velocity(responses, as_of, window_days, totals["remaining_submissions"]),
-        "conflicts": {
-            **conflicts,
-            "checked": int((per_record["n_submitted"] >= 2).sum()),
-            "rating_threshold": float(rating_threshold),
-        },
-        "over_time": _over_time(snapshot.syncs),
-    }
+    return Progress(
+        schema_version=SCHEMA_VERSION,
+        as_of=_iso(as_of),
+        min_submitted=needed,
+        window_days=window_days,
+        totals=totals,
+        rounds=_rounds(per_record),
+        annotators=_annotators(responses),
+        velocity=_velocity(responses, as_of, window_days, totals.remaining_submissions),
+        conflicts=Conflicts(
+            records=conflicts.records,
+            by_question=conflicts.by_question,
+            record_ids=conflicts.record_ids,
+            checked=int((per_record["n_submitted"] >= 2).sum()),
+            rating_threshold=float(rating_threshold),
+        ),
+        over_time=_over_time(snapshot.syncs),
+    )
 
 
 def resolve_min_submitted(snapshot: Snapshot, override: int | None = None) -> int:
@@ -224,7 +343,7 @@ def _records(frame: pl.DataFrame, responses: pl.DataFrame) -> pl.DataFrame:
 # Sections
 
 
-def _totals(per_record: pl.DataFrame, responses: pl.DataFrame) -> dict[str, Any]:
+def _totals(per_record: pl.DataFrame, responses: pl.DataFrame) -> Totals:
     """Record and response counts over the whole campaign."""
     n_records = per_record.height
     completed = int(per_record["completed"].sum())
@@ -234,15 +353,15 @@ def _totals(per_record: pl.DataFrame, responses: pl.DataFrame) -> dict[str, Any]
     )
     argilla_status = {"completed": 0, "pending": 0}
     argilla_status.update({str(s): int(n) for s, n in argilla.iter_rows()})
-    return {
-        "records": n_records,
-        "completed": completed,
-        "pending": n_records - completed,
-        "completed_share": completed / n_records if n_records else 0.0,
-        "remaining_submissions": int(per_record["remaining"].sum()),
-        "responses": {**counts, "total": responses.height},
-        "argilla_status": argilla_status,
-    }
+    return Totals(
+        records=n_records,
+        completed=completed,
+        pending=n_records - completed,
+        completed_share=completed / n_records if n_records else 0.0,
+        remaining_submissions=int(per_record["remaining"].sum()),
+        responses=ResponseCounts(**counts, total=responses.height),
+        argilla_status=argilla_status,
+    )
 
 
 def _status_counts(responses: pl.DataFrame) -> dict[str, int]:
@@ -253,7 +372,7 @@ def _status_counts(responses: pl.DataFrame) -> dict[str, int]:
     return {status: int(row[status] or 0) for status in RESPONSE_STATUSES}
 
 
-def _rounds(per_record: pl.DataFrame) -> list[dict[str, Any]]:
+def _rounds(per_record: pl.DataFrame) -> list[RoundProgress]:
     """Completion per round."""
     rows = (
         per_record.group_by("round")
@@ -268,21 +387,21 @@ def _rounds(per_record: pl.DataFrame) -> list[dict[str, Any]]:
         .sort("round", nulls_last=True)
     )
     return [
-        {
-            "round": row["round"],
-            "records": int(row["records"]),
-            "completed": int(row["completed"]),
-            "pending": int(row["records"] - row["completed"]),
-            "remaining_submissions": int(row["remaining_submissions"]),
-            "submitted": int(row["submitted"]),
-            "argilla_completed": int(row["argilla_completed"]),
-            "conflicts": int(row["conflicts"]),
-        }
+        RoundProgress(
+            round=row["round"],
+            records=int(row["records"]),
+            completed=int(row["completed"]),
+            pending=int(row["records"] - row["completed"]),
+            remaining_submissions=int(row["remaining_submissions"]),
+            submitted=int(row["submitted"]),
+            argilla_completed=int(row["argilla_completed"]),
+            conflicts=int(row["conflicts"]),
+        )
         for row in rows.iter_rows(named=True)
     ]
 
 
-def _annotators(responses: pl.DataFrame) -> list[dict[str, Any]]:
+def _annotators(responses: pl.DataFrame) -> list[AnnotatorProgress]:
     """The leaderboard: responses per status, share of submitted, last activity and active days."""
     total_submitted = int((responses["status"] == SUBMITTED).sum())
     rows = (
@@ -295,21 +414,21 @@ def _annotators(responses: pl.DataFrame) -> list[dict[str, Any]]:
         .sort(["submitted", "annotator"], descending=[True, False])
     )
     return [
-        {
-            "rank": rank,
-            "annotator": row["annotator"],
-            "submitted": int(row[SUBMITTED]),
-            "draft": int(row[DRAFT]),
-            "discarded": int(row[DISCARDED]),
-            "share": row[SUBMITTED] / total_submitted if total_submitted else 0.0,
-            "last_activity": _iso(row["last_activity"]),
-            "active_days": int(row["active_days"]),
-        }
+        AnnotatorProgress(
+            rank=rank,
+            annotator=row["annotator"],
+            submitted=int(row[SUBMITTED]),
+            draft=int(row[DRAFT]),
+            discarded=int(row[DISCARDED]),
+            share=row[SUBMITTED] / total_submitted if total_submitted else 0.0,
+            last_activity=_iso(row["last_activity"]),
+            active_days=int(row["active_days"]),
+        )
         for rank, row in enumerate(rows.iter_rows(named=True), start=1)
     ]
 
 
-def _velocity(responses: pl.DataFrame, now: datetime, window_days: int, remaining: int) -> dict[str, Any]:
+def _velocity(responses: pl.DataFrame, now: datetime, window_days: int, remaining: int) -> Velocity:
     """Submitted responses per day over the trailing window, and the ETA that rate gives."""
     start = now - timedelta(days=window_days)
     in_window = responses.filter(
@@ -331,7 +450,7 @@ def _velocity(responses: pl.DataFrame, now: datetime, window_days: int, remainin
         .iter_rows()
     )
     daily = [
-        {"date": day.isoformat(), "submitted": int(by_day.get(day, 0))}
+        DailyCount(date=day.isoformat(), submitted=int(by_day.get(day, 0)))
         for day in (first_day + timedelta(days=i) for i in range(window_days))
     ]
     eta_days: float | None = None
@@ -339,15 +458,15 @@ def _velocity(responses: pl.DataFrame, now: datetime, window_days: int, remainin
     if per_day > 0:
         eta_days = remaining / per_day
         eta_date = _eta_date(now, eta_days).isoformat()
-    return {
-        "window_days": window_days,
-        "submitted_in_window": n,
-        "per_day": per_day,
-        "daily": daily,
-        "remaining_submissions": remaining,
-        "eta_days": eta_days,
-        "eta_date": eta_date,
-    }
+    return Velocity(
+        window_days=window_days,
+        submitted_in_window=n,
+        per_day=per_day,
+        daily=daily,
+        remaining_submissions=remaining,
+        eta_days=eta_days,
+        eta_date=eta_date,
+    )
 
 
 def _eta_date(now: datetime, days: float) -> date:
@@ -358,7 +477,16 @@ def _eta_date(now: datetime, days: float) -> date:
         return date.max
 
 
-def _conflicts(responses: pl.DataFrame, threshold: float) -> tuple[dict[str, Any], pl.Series]:
+@dataclass(frozen=True)
+class _Found:
+    """Conflicting records, before the counts of checked records join them."""
+
+    records: int
+    by_question: dict[str, int]
+    record_ids: list[str]
+
+
+def _conflicts(responses: pl.DataFrame, threshold: float) -> tuple[_Found, pl.Series]:
     """Records whose submitted answers conflict, per question kind; and their ids."""
     frame = submitted_responses(responses)
     rating = (
@@ -392,31 +520,31 @@ def _conflicts(responses: pl.DataFrame, threshold: float) -> tuple[dict[str, Any
     found = pl.concat([rating, label, ranking])
     by_question = found.group_by("question").agg(n=pl.len()).sort("question")
     ids = found["record_id"].unique().sort()
-    summary = {
-        "records": ids.len(),
-        "by_question": {str(q): int(n) for q, n in by_question.iter_rows()},
-        "record_ids": ids.head(MAX_CONFLICT_IDS).to_list(),
-    }
+    summary = _Found(
+        records=ids.len(),
+        by_question={str(q): int(n) for q, n in by_question.iter_rows()},
+        record_ids=ids.head(MAX_CONFLICT_IDS).to_list(),
+    )
     return summary, ids
 
 
-def _over_time(syncs: pl.DataFrame) -> list[dict[str, Any]]:
+def _over_time(syncs: pl.DataFrame) -> list[SyncPoint]:
     """The progress counts kept at every sync, oldest first."""
     frame = conform(syncs, "syncs", where="syncs snapshot").sort("synced_at", nulls_last=False)
     return [
-        {
-            "sync_id": row["sync_id"],
-            "synced_at": _iso(row["synced_at"]),
-            "n_records": _int(row["n_records"]),
-            "n_responses": _int(row["n_responses"]),
-            "completed": _int(row["completed"]),
-            "pending": _int(row["pending"]),
-        }
+        SyncPoint(
+            sync_id=row["sync_id"],
+            synced_at=_iso(row["synced_at"]),
+            n_records=_int(row["n_records"]),
+            n_responses=_int(row["n_responses"]),
+            completed=_int(row["completed"]),
+            pending=_int(row["pending"]),
+        )
         for row in frame.iter_rows(named=True)
     ]
 
 
-def _int(value: Any) -> int:
+def _int(value: int | None) -> int:
     return int(value) if value is not None else 0
 
 

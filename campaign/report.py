@@ -76,7 +76,7 @@ def build_report(
             "snapshot_id": snapshot.snapshot_id,
             "synced_at": synced_at.isoformat() if isinstance(synced_at, datetime) else _opt_str(synced_at),
         },
-        "progress": progress,
+        "progress": progress.to_dict(),
         "agreement": agreement,
     }
 

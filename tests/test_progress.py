@@ -140,7 +140,7 @@ def rating_snapshot(**meta: Any) -> Snapshot:
 
 
 def test_totals_against_min_submitted():
-    out = compute_progress(rating_snapshot(), now=NOW)
+    out = compute_progress(rating_snapshot(), now=NOW).to_dict()
     assert out["min_submitted"] == 2
     assert out["totals"] == {
         "records": 5,
@@ -154,14 +154,14 @@ def test_totals_against_min_submitted():
 
 
 def test_min_submitted_override_and_meta():
-    out = compute_progress(rating_snapshot(min_submitted=3), now=NOW)
+    out = compute_progress(rating_snapshot(min_submitted=3), now=NOW).to_dict()
     assert (out["totals"]["completed"], out["totals"]["remaining_submissions"]) == (1, 0 + 2 + 3 + 1 + 3)
-    out = compute_progress(rating_snapshot(), now=NOW, min_submitted=1)
+    out = compute_progress(rating_snapshot(), now=NOW, min_submitted=1).to_dict()
     assert (out["totals"]["completed"], out["totals"]["pending"]) == (3, 2)
 
 
 def test_per_round():
-    assert compute_progress(rating_snapshot(), now=NOW)["rounds"] == [
+    assert compute_progress(rating_snapshot(), now=NOW).to_dict()["rounds"] == [
         {
             "round": 1,
             "records": 3,
@@ -186,7 +186,7 @@ def test_per_round():
 
 
 def test_annotators_count_responses_not_value_rows():
-    board = compute_progress(rating_snapshot(), now=NOW)["annotators"]
+    board = compute_progress(rating_snapshot(), now=NOW).to_dict()["annotators"]
     assert board == [
         {
             "rank": 1,
@@ -222,7 +222,7 @@ def test_annotators_count_responses_not_value_rows():
 
 
 def test_velocity_and_eta_with_fixed_now():
-    velocity = compute_progress(rating_snapshot(), now=NOW)["velocity"]
+    velocity = compute_progress(rating_snapshot(), now=NOW).to_dict()["velocity"]
     assert velocity["window_days"] == 7
     assert velocity["submitted_in_window"] == 5  # carol's submission on May 1 is outside
     assert velocity["per_day"] == pytest.approx(5 / 7)
@@ -241,7 +241,7 @@ def test_velocity_and_eta_with_fixed_now():
 
 
 def test_velocity_window_is_a_parameter():
-    velocity = compute_progress(rating_snapshot(), now=NOW, window_days=2)["velocity"]
+    velocity = compute_progress(rating_snapshot(), now=NOW, window_days=2).to_dict()["velocity"]
     # (May 8 12:00, May 10 12:00]: alice and bob on r1 (May 9); alice on r2 at May 8 10:00 is out.
     assert velocity["submitted_in_window"] == 2
     assert velocity["per_day"] == 1.0
@@ -250,18 +250,20 @@ def test_velocity_window_is_a_parameter():
 
 
 def test_no_recent_submissions_gives_no_eta():
-    velocity = compute_progress(rating_snapshot(), now=NOW + timedelta(days=30))["velocity"]
+    velocity = compute_progress(rating_snapshot(), now=NOW + timedelta(days=30)).to_dict()["velocity"]
     assert velocity["per_day"] == 0 and velocity["eta_days"] is None and velocity["eta_date"] is None
 
 
 def test_now_defaults_to_synced_at_and_naive_is_utc():
     snap = rating_snapshot()
-    assert compute_progress(snap)["as_of"] == "2024-05-10T12:00:00+00:00"
-    assert compute_progress(snap) == compute_progress(snap, now=datetime(2024, 5, 10, 12, 0))
+    assert compute_progress(snap).to_dict()["as_of"] == "2024-05-10T12:00:00+00:00"
+    assert (
+        compute_progress(snap).to_dict() == compute_progress(snap, now=datetime(2024, 5, 10, 12, 0)).to_dict()
+    )
 
 
 def test_rating_conflicts_and_threshold():
-    conflicts = compute_progress(rating_snapshot(), now=NOW)["conflicts"]
+    conflicts = compute_progress(rating_snapshot(), now=NOW).to_dict()["conflicts"]
     assert conflicts == {
         "records": 2,
         "by_question": {"rating_1": 1, "rating_2": 1},  # r1: 5 vs 2; r4: 5 vs 3
@@ -269,10 +271,13 @@ def test_rating_conflicts_and_threshold():
         "checked": 2,
         "rating_threshold": 2.0,
     }
-    assert compute_progress(rating_snapshot(), now=NOW, rating_threshold=3)["conflicts"]["record_ids"] == [
-        "r1"
-    ]
-    assert compute_progress(rating_snapshot(), now=NOW, rating_threshold=4)["conflicts"]["records"] == 0
+    assert compute_progress(rating_snapshot(), now=NOW, rating_threshold=3).to_dict()["conflicts"][
+        "record_ids"
+    ] == ["r1"]
+    assert (
+        compute_progress(rating_snapshot(), now=NOW, rating_threshold=4).to_dict()["conflicts"]["records"]
+        == 0
+    )
 
 
 def test_binary_conflicts():
@@ -287,7 +292,7 @@ def test_binary_conflicts():
         + vote("b3", "bob", "bad", at(9))
         + vote("b3", "carol", "good", at(9), status="draft")  # drafts never conflict
     )
-    out = compute_progress(make_snapshot(records, responses, template="binary"), now=NOW)
+    out = compute_progress(make_snapshot(records, responses, template="binary"), now=NOW).to_dict()
     assert out["conflicts"]["records"] == 1
     assert out["conflicts"]["by_question"] == {"label": 1}
     assert out["conflicts"]["record_ids"] == ["b2"]
@@ -307,7 +312,7 @@ def test_ranking_conflicts_compare_top_choices():
         + rank("k4", "alice", [1, 1, 2], at(9))
         + rank("k4", "bob", [1, 1, 3], at(9))  # same tied top: no conflict
     )
-    out = compute_progress(make_snapshot(records, responses, template="ranking"), now=NOW)
+    out = compute_progress(make_snapshot(records, responses, template="ranking"), now=NOW).to_dict()
     assert out["conflicts"]["record_ids"] == ["k2", "k3"]
     assert out["conflicts"]["by_question"] == {"ranking": 2}
     assert out["conflicts"]["checked"] == 4
@@ -315,7 +320,7 @@ def test_ranking_conflicts_compare_top_choices():
 
 
 def test_over_time_from_syncs_oldest_first():
-    assert compute_progress(rating_snapshot(), now=NOW)["over_time"] == [
+    assert compute_progress(rating_snapshot(), now=NOW).to_dict()["over_time"] == [
         {
             "sync_id": "s1",
             "synced_at": "2024-05-05T00:00:00+00:00",
@@ -336,7 +341,7 @@ def test_over_time_from_syncs_oldest_first():
 
 
 def test_empty_snapshot_gives_zeros_and_none():
-    out = compute_progress(Snapshot(meta={"min_submitted": 2}), now=NOW)
+    out = compute_progress(Snapshot(meta={"min_submitted": 2}), now=NOW).to_dict()
     assert out["totals"] == {
         "records": 0,
         "completed": 0,
@@ -356,7 +361,7 @@ def test_empty_snapshot_gives_zeros_and_none():
 
 def test_records_without_responses():
     snap = make_snapshot(rec("r1") + rec("r2", round=2), [])
-    out = compute_progress(snap, now=NOW)
+    out = compute_progress(snap, now=NOW).to_dict()
     assert (out["totals"]["records"], out["totals"]["pending"], out["totals"]["remaining_submissions"]) == (
         2,
         2,
@@ -370,24 +375,24 @@ def test_records_known_only_from_responses_are_counted():
     snap = make_snapshot(
         rec("r1"), rate("ghost", "alice", [3, 3], at(9)) + rate("ghost", "bob", [3, 3], at(9))
     )
-    totals = compute_progress(snap, now=NOW)["totals"]
+    totals = compute_progress(snap, now=NOW).to_dict()["totals"]
     assert (totals["records"], totals["completed"]) == (2, 1)
 
 
 def test_output_is_json_serialisable():
-    out = compute_progress(rating_snapshot(), now=NOW)
+    out = compute_progress(rating_snapshot(), now=NOW).to_dict()
     assert json.loads(json.dumps(out)) == out
 
 
 def test_bad_arguments():
     with pytest.raises(InputError, match="min_submitted"):
-        compute_progress(rating_snapshot(min_submitted=None), now=NOW)
+        compute_progress(rating_snapshot(min_submitted=None), now=NOW).to_dict()
     with pytest.raises(InputError, match="positive integer"):
-        compute_progress(rating_snapshot(min_submitted=0), now=NOW)
+        compute_progress(rating_snapshot(min_submitted=0), now=NOW).to_dict()
     with pytest.raises(UsageError, match="window_days"):
-        compute_progress(rating_snapshot(), now=NOW, window_days=0)
+        compute_progress(rating_snapshot(), now=NOW, window_days=0).to_dict()
     with pytest.raises(UsageError, match="rating_threshold"):
-        compute_progress(rating_snapshot(), now=NOW, rating_threshold=0)
+        compute_progress(rating_snapshot(), now=NOW, rating_threshold=0).to_dict()
 
 
 def big_snapshot(n_records: int = 20_000, annotators: int = 3, slots: int = 2) -> Snapshot:
@@ -438,7 +443,7 @@ def big_snapshot(n_records: int = 20_000, annotators: int = 3, slots: int = 2) -
 def test_counts_at_20k_records_by_3_annotators():
     # Speed is measured by benchmarks/status.py, not here; this checks the counts at scale.
     snap = big_snapshot()
-    out = compute_progress(snap)
+    out = compute_progress(snap).to_dict()
     assert out["totals"]["records"] == 20_000
     # (i + a) % 4 == 0 is a draft: exactly one of any 4 consecutive (i + a) values.
     drafts = sum(1 for i in range(20_000) for a in range(3) if (i + a) % 4 == 0)

@@ -46,7 +46,7 @@ def test_build_report_assembles_the_status_json():
         "min_submitted": 2,
     }
     assert report["snapshot"] == {"snapshot_id": "snap-7", "synced_at": "2024-05-10T12:00:00+00:00"}
-    assert report["progress"] == compute_progress(snap, now=NOW)
+    assert report["progress"] == compute_progress(snap, now=NOW).to_dict()
     assert report["agreement"] == campaign_agreement(snap.responses, "rating", snap.suggestions)
     text = json.dumps(report)
     for secret in ("secret-key-123", "127.0.0.1", "hunter2"):
