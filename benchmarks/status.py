@@ -211,7 +211,7 @@ def measure_agreement(units: int = 100_000, annotators: int = 5) -> tuple[float,
     started = time.perf_counter()
     report = campaign_agreement(frame, "rating")
     report_seconds = time.perf_counter() - started
-    assert report["overall"]["value"] is not None
+    assert report.overall.value is not None
     return alpha_seconds, report_seconds
 
 

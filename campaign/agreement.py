@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,97 @@ class Statistic:
             "note": self.note,
             "reason": self.reason,
             **self.details,
+        }
+
+
+class TemplateAgreement(TypedDict):
+    """The statistics of one template's questions: pooled, per question, and Fleiss or Kendall's W."""
+
+    overall: Statistic
+    per_question: dict[str, Statistic]
+    fleiss: NotRequired[Statistic]  # binary
+    kendall_w: NotRequired[Statistic]  # ranking
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    """Cohen's kappa between two annotators over the units they share."""
+
+    annotator_a: str
+    annotator_b: str
+    statistic: Statistic
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistic's dict, after the two annotators."""
+        return {"annotator_a": self.annotator_a, "annotator_b": self.annotator_b, **self.statistic.to_dict()}
+
+
+@dataclass(frozen=True)
+class AnnotatorAgreement:
+    """One annotator against the leave-one-out consensus of the others."""
+
+    annotator: str
+    statistic: Statistic
+    threshold: float
+    flagged: bool  # the value is below the threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistic's dict, between the annotator and the threshold and flag."""
+        stat = self.statistic.to_dict()
+        return {"annotator": self.annotator, **stat, "threshold": self.threshold, "flagged": self.flagged}
+
+
+@dataclass(frozen=True)
+class JudgeAgreement:
+    """One suggestion agent against the human consensus; correlations for numeric levels only."""
+
+    agent: str
+    alpha: Statistic
+    spearman: Statistic | None = None
+    kendall_tau: Statistic | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """agent and alpha, then spearman and kendall_tau when computed."""
+        entry: dict[str, Any] = {"agent": self.agent, "alpha": self.alpha.to_dict()}
+        if self.spearman is not None:
+            entry["spearman"] = self.spearman.to_dict()
+        if self.kendall_tau is not None:
+            entry["kendall_tau"] = self.kendall_tau.to_dict()
+        return entry
+
+
+@dataclass(frozen=True)
+class CampaignAgreement:
+    """Agreement of a campaign snapshot; `to_dict()` gives the schema in `campaign_agreement`."""
+
+    template: str
+    level: str
+    n_records: int
+    n_annotators: int
+    n_responses: int
+    overall: Statistic
+    per_question: dict[str, Statistic]
+    fleiss: Statistic | None
+    kendall_w: Statistic | None
+    pairwise: list[PairAgreement]
+    annotators: list[AnnotatorAgreement]
+    judge: list[JudgeAgreement]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in the documented schema."""
+        return {
+            "template": self.template,
+            "level": self.level,
+            "n_records": self.n_records,
+            "n_annotators": self.n_annotators,
+            "n_responses": self.n_responses,
+            "overall": self.overall.to_dict(),
+            "per_question": {q: s.to_dict() for q, s in self.per_question.items()},
+            "fleiss": self.fleiss.to_dict() if self.fleiss is not None else None,
+            "kendall_w": self.kendall_w.to_dict() if self.kendall_w is not None else None,
+            "pairwise": [pair.to_dict() for pair in self.pairwise],
+            "annotators": [entry.to_dict() for entry in self.annotators],
+            "judge": [entry.to_dict() for entry in self.judge],
         }
 
 
@@ -581,7 +672,7 @@ def pairwise_cohen(
     unit_col: str = "unit",
     annotator_col: str = "annotator",
     value_col: str = "value",
-) -> list[dict[str, Any]]:
+) -> list[PairAgreement]:
     """Cohen's kappa for every annotator pair sharing >= min_shared units (quadratic unless nominal)."""
     _check_level(level)
     coded = _encode(frame, level=level, unit_col=unit_col, annotator_col=annotator_col, value_col=value_col)
@@ -603,7 +694,7 @@ def pairwise_cohen(
         table[group["v"].to_numpy(), group["v_b"].to_numpy()] = group["count"].to_numpy()
         stat = cohen_kappa_table(table, weights=weights, level=level)
         annotator_a, annotator_b = coded.annotators[int(a)], coded.annotators[int(b)]
-        results.append({"annotator_a": annotator_a, "annotator_b": annotator_b, **stat.to_dict()})
+        results.append(PairAgreement(annotator_a, annotator_b, stat))
     return results
 
 
@@ -616,7 +707,7 @@ def annotator_agreement(
     unit_col: str = "unit",
     annotator_col: str = "annotator",
     value_col: str = "value",
-) -> list[dict[str, Any]]:
+) -> list[AnnotatorAgreement]:
     """Each annotator against the leave-one-out consensus of the others, flagged below threshold.
 
     Numeric levels use Spearman's rho between the annotator's values and the others' mean; nominal
@@ -649,7 +740,7 @@ def annotator_agreement(
     for name, mine in zip(coded.annotators, np.split(rows, bounds), strict=True):
         stat = _versus_consensus(own_values[mine], consensus[mine], level=level, min_units=min_units)
         flagged = stat.value is not None and stat.value < threshold
-        results.append({"annotator": name, **stat.to_dict(), "threshold": threshold, "flagged": flagged})
+        results.append(AnnotatorAgreement(name, stat, threshold, flagged))
     return results
 
 
@@ -719,12 +810,12 @@ def _long(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     )
 
 
-def rating_agreement(responses: pl.DataFrame) -> dict[str, Any]:
+def rating_agreement(responses: pl.DataFrame) -> TemplateAgreement:
     """Ordinal alpha for rating_* questions: {"overall": pooled over (record, question), "per_question"}."""
     return _rating(submitted_responses(responses))
 
 
-def _rating(submitted: pl.DataFrame) -> dict[str, Any]:
+def _rating(submitted: pl.DataFrame) -> TemplateAgreement:
     """rating_agreement on submitted_responses output."""
     frame = submitted.filter(pl.col("question").str.starts_with("rating_"))
     questions = sorted(frame["question"].unique().to_list(), key=_natural_key)
@@ -736,12 +827,12 @@ def _rating(submitted: pl.DataFrame) -> dict[str, Any]:
     return {"overall": overall, "per_question": per_question}
 
 
-def binary_agreement(responses: pl.DataFrame, *, question: str = "label") -> dict[str, Any]:
+def binary_agreement(responses: pl.DataFrame, *, question: str = "label") -> TemplateAgreement:
     """Nominal alpha for the label question, and Fleiss' kappa when every item has as many raters."""
     return _binary(submitted_responses(responses), question)
 
 
-def _binary(submitted: pl.DataFrame, question: str) -> dict[str, Any]:
+def _binary(submitted: pl.DataFrame, question: str) -> TemplateAgreement:
     """binary_agreement on submitted_responses output."""
     frame = submitted.filter(pl.col("question") == question)
     long = _long(frame, ["record_id"])
@@ -805,12 +896,12 @@ def _kendall_w_by_record(submitted: pl.DataFrame, question: str) -> pl.DataFrame
     )
 
 
-def ranking_agreement(responses: pl.DataFrame, *, question: str = "ranking") -> dict[str, Any]:
+def ranking_agreement(responses: pl.DataFrame, *, question: str = "ranking") -> TemplateAgreement:
     """Mean Kendall's W over records and ordinal alpha on rank positions (units = record, slot)."""
     return _ranking(submitted_responses(responses), question)
 
 
-def _ranking(submitted: pl.DataFrame, question: str) -> dict[str, Any]:
+def _ranking(submitted: pl.DataFrame, question: str) -> TemplateAgreement:
     """ranking_agreement on submitted_responses output."""
     frame = submitted.filter(pl.col("question") == question)
     overall = _safe(alpha, _long(frame, ["record_id", "slot"]), level="ordinal")
@@ -842,7 +933,7 @@ def _ranking(submitted: pl.DataFrame, question: str) -> dict[str, Any]:
 
 def judge_agreement(
     responses: pl.DataFrame, suggestions: pl.DataFrame, *, level: Level = "ordinal"
-) -> list[dict[str, Any]]:
+) -> list[JudgeAgreement]:
     """Each suggestion agent against the human consensus (mean, or majority for nominal) per unit.
 
     Units are (record_id, question, slot). Alpha treats judge and consensus as two raters; numeric
@@ -851,7 +942,7 @@ def judge_agreement(
     return _judge(submitted_responses(responses), suggestions, level)
 
 
-def _judge(human: pl.DataFrame, suggestions: pl.DataFrame, level: Level) -> list[dict[str, Any]]:
+def _judge(human: pl.DataFrame, suggestions: pl.DataFrame, level: Level) -> list[JudgeAgreement]:
     """judge_agreement on submitted_responses output."""
     _check_level(level)
     _require_columns(suggestions, SUGGESTION_COLUMNS, where="suggestions")
@@ -894,11 +985,14 @@ def _judge(human: pl.DataFrame, suggestions: pl.DataFrame, level: Level) -> list
                 ),
             ]
         )
-        entry: dict[str, Any] = {"agent": agent, "alpha": _safe(alpha, long, level=level).to_dict()}
+        entry = JudgeAgreement(agent, _safe(alpha, long, level=level))
         if level != "nominal":
             x, y = rows["judge"].to_numpy(), rows["consensus"].to_numpy()
-            entry["spearman"] = _correlation("spearman", x, y, level=level).to_dict()
-            entry["kendall_tau"] = _correlation("kendall-tau", x, y, level=level).to_dict()
+            entry = replace(
+                entry,
+                spearman=_correlation("spearman", x, y, level=level),
+                kendall_tau=_correlation("kendall-tau", x, y, level=level),
+            )
         results.append(entry)
     return results
 
@@ -910,10 +1004,10 @@ def campaign_agreement(
     *,
     min_shared: int = 5,
     flag_below: float = 0.4,
-) -> dict[str, Any]:
-    """Agreement report for a campaign snapshot, JSON-serialisable, for `campaign status` to embed.
+) -> CampaignAgreement:
+    """Agreement report for a campaign snapshot, for `campaign status` to embed.
 
-    Schema (a "statistic" is `Statistic.to_dict()`: statistic, level, value (None when there is too
+    Schema of its `to_dict()` (a "statistic" is `Statistic.to_dict()`: statistic, level, value (None when there is too
     little data), n_units, n_annotators, n_values, note, reason and statistic-specific extras)::
 
         {
@@ -949,27 +1043,24 @@ def campaign_agreement(
         keys = ["record_id"]
     long = _long(frame, keys)
     has_rows = long.height > 0
-    report: dict[str, Any] = {
-        "template": template,
-        "level": level,
-        "n_records": frame["record_id"].n_unique(),
-        "n_annotators": frame["annotator"].n_unique(),
-        "n_responses": frame.select(pl.struct("record_id", "annotator").n_unique()).item(),
-        "overall": part["overall"].to_dict(),
-        "per_question": {q: s.to_dict() for q, s in part["per_question"].items()},
-        "fleiss": part["fleiss"].to_dict() if "fleiss" in part else None,
-        "kendall_w": part["kendall_w"].to_dict() if "kendall_w" in part else None,
-        "pairwise": pairwise_cohen(long, level=level, min_shared=min_shared) if has_rows else [],
-        "annotators": (
+    return CampaignAgreement(
+        template=template,
+        level=level,
+        n_records=frame["record_id"].n_unique(),
+        n_annotators=frame["annotator"].n_unique(),
+        n_responses=frame.select(pl.struct("record_id", "annotator").n_unique()).item(),
+        overall=part["overall"],
+        per_question=part["per_question"],
+        fleiss=part.get("fleiss"),
+        kendall_w=part.get("kendall_w"),
+        pairwise=pairwise_cohen(long, level=level, min_shared=min_shared) if has_rows else [],
+        annotators=(
             annotator_agreement(long, level=level, threshold=flag_below, min_units=min_shared)
             if has_rows
             else []
         ),
-        "judge": [],
-    }
-    if suggestions is not None and suggestions.height > 0:
-        report["judge"] = _judge(frame, suggestions, level)
-    return report
+        judge=_judge(frame, suggestions, level) if suggestions is not None and suggestions.height > 0 else [],
+    )
 
 
 def _safe(function: Callable[..., Statistic], long: pl.DataFrame, **options: Any) -> Statistic:

@@ -77,7 +77,7 @@ def build_report(
             "synced_at": synced_at.isoformat() if isinstance(synced_at, datetime) else _opt_str(synced_at),
         },
         "progress": progress.to_dict(),
-        "agreement": agreement,
+        "agreement": agreement.to_dict(),
     }
 
 

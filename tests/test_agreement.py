@@ -410,12 +410,12 @@ def test_ranking_agreement() -> None:
 def test_pairwise_cohen_with_min_shared() -> None:
     first = [("u1", "a", 1), ("u2", "a", 1), ("u3", "a", 2), ("u4", "a", 2), ("u1", "b", 1)]
     frame = long([*first, ("u2", "b", 2), ("u3", "b", 2), ("u4", "b", 2), ("u1", "c", 1)])
-    pairs = ag.pairwise_cohen(frame, level="nominal", min_shared=2)
+    pairs = [p.to_dict() for p in ag.pairwise_cohen(frame, level="nominal", min_shared=2)]
     assert len(pairs) == 1
     assert (pairs[0]["annotator_a"], pairs[0]["annotator_b"]) == ("a", "b")
     assert pairs[0]["value"] == pytest.approx(0.5)
     assert pairs[0]["statistic"] == "cohen"
-    ordinal = ag.pairwise_cohen(frame, level="ordinal", min_shared=1)
+    ordinal = [p.to_dict() for p in ag.pairwise_cohen(frame, level="ordinal", min_shared=1)]
     assert [p["statistic"] for p in ordinal] == ["cohen-quadratic"] * 3
     assert ag.pairwise_cohen(frame, min_shared=5) == []
 
@@ -426,7 +426,10 @@ def test_annotator_agreement_numeric_flags_the_contrarian() -> None:
         (f"u{i}", who, v + shift) for who, shift in (("a", 0), ("b", 0), ("c", 1)) for i, v in enumerate(up)
     ]
     rows += [(f"u{i}", "d", v) for i, v in enumerate(reversed(up))]
-    result = {r["annotator"]: r for r in ag.annotator_agreement(long(rows), level="interval", threshold=0.3)}
+    result = {
+        r["annotator"]: r
+        for r in (a.to_dict() for a in ag.annotator_agreement(long(rows), level="interval", threshold=0.3))
+    }
     assert result["a"]["value"] == pytest.approx(1.0)
     assert result["d"]["value"] == pytest.approx(-1.0)
     assert [result[k]["flagged"] for k in "abcd"] == [False, False, False, True]
@@ -439,12 +442,12 @@ def test_annotator_agreement_nominal() -> None:
     flipped = {"g": "b", "b": "g"}
     rows = [(f"u{i}", who, v) for who in "abc" for i, v in enumerate(labels)]
     rows += [(f"u{i}", "d", flipped[v]) for i, v in enumerate(labels)]
-    result = {r["annotator"]: r for r in ag.annotator_agreement(long(rows))}
+    result = {r["annotator"]: r for r in (a.to_dict() for a in ag.annotator_agreement(long(rows)))}
     assert result["a"]["value"] == pytest.approx(1.0)
     # d: p_o = 0, p_e = 0.4 * 0.6 + 0.6 * 0.4 = 0.48 -> kappa = -12/13
     assert result["d"]["value"] == pytest.approx(-12 / 13)
     assert result["d"]["flagged"] is True
-    few = {r["annotator"]: r for r in ag.annotator_agreement(long(rows), min_units=6)}
+    few = {r["annotator"]: r for r in (a.to_dict() for a in ag.annotator_agreement(long(rows), min_units=6))}
     assert few["a"]["note"] == "not enough data"
     assert few["a"]["flagged"] is False
 
@@ -473,7 +476,7 @@ def test_judge_agreement_ordinal() -> None:
     judged = pl.concat(
         [suggestions(["1", "2", "4", "5"], "judge-a"), suggestions(["5", "4", "2", "1"], "judge-b")]
     )
-    result = {r["agent"]: r for r in ag.judge_agreement(humans, judged)}
+    result = {r["agent"]: r for r in (j.to_dict() for j in ag.judge_agreement(humans, judged))}
     assert result["judge-a"]["alpha"]["value"] == pytest.approx(1.0)
     assert result["judge-a"]["spearman"]["value"] == pytest.approx(1.0)
     assert result["judge-a"]["kendall_tau"]["value"] == pytest.approx(1.0)
@@ -491,7 +494,7 @@ def test_judge_agreement_nominal_uses_majority() -> None:
             "agent": ["judge"] * 3,
         }
     )
-    (result,) = ag.judge_agreement(votes(), judged, level="nominal")
+    (result,) = [j.to_dict() for j in ag.judge_agreement(votes(), judged, level="nominal")]
     # r2 is a tie between humans, so only r1 and r3 have a majority: judge agrees on both
     assert result["alpha"]["n_units"] == 2
     assert result["alpha"]["value"] == pytest.approx(1.0)
@@ -500,7 +503,7 @@ def test_judge_agreement_nominal_uses_majority() -> None:
 
 def test_campaign_agreement_rating_report() -> None:
     judged = suggestions(["4", "4", "5"], "judge")
-    report = ag.campaign_agreement(ratings(), "rating", judged, min_shared=2)
+    report = ag.campaign_agreement(ratings(), "rating", judged, min_shared=2).to_dict()
     assert json.loads(json.dumps(report)) == report
     assert report["template"] == "rating"
     assert report["level"] == "ordinal"
@@ -516,18 +519,18 @@ def test_campaign_agreement_rating_report() -> None:
 
 
 def test_campaign_agreement_binary_and_ranking() -> None:
-    binary = ag.campaign_agreement(votes(), "binary")
+    binary = ag.campaign_agreement(votes(), "binary").to_dict()
     assert binary["fleiss"]["value"] == pytest.approx(1 / 3)
     assert binary["level"] == "nominal"
     assert binary["judge"] == []
-    ranking = ag.campaign_agreement(rankings(), "ranking")
+    ranking = ag.campaign_agreement(rankings(), "ranking").to_dict()
     assert ranking["kendall_w"]["value"] == pytest.approx(0.5)
     assert ranking["per_question"]["ranking"]["statistic"] == "alpha"
 
 
 def test_campaign_agreement_empty_and_bad_template() -> None:
     empty = ratings().filter(pl.col("status") == "draft")
-    report = ag.campaign_agreement(empty, "rating")
+    report = ag.campaign_agreement(empty, "rating").to_dict()
     assert report["overall"]["value"] is None
     assert report["overall"]["note"] == "not enough data"
     assert report["pairwise"] == []

@@ -47,7 +47,7 @@ def test_build_report_assembles_the_status_json():
     }
     assert report["snapshot"] == {"snapshot_id": "snap-7", "synced_at": "2024-05-10T12:00:00+00:00"}
     assert report["progress"] == compute_progress(snap, now=NOW).to_dict()
-    assert report["agreement"] == campaign_agreement(snap.responses, "rating", snap.suggestions)
+    assert report["agreement"] == campaign_agreement(snap.responses, "rating", snap.suggestions).to_dict()
     text = json.dumps(report)
     for secret in ("secret-key-123", "127.0.0.1", "hunter2"):
         assert secret not in text

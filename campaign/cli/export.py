@@ -64,7 +64,7 @@ def _agreement_summary(snapshot: Any) -> dict[str, Any] | None:
     try:
         from campaign.agreement import campaign_agreement
 
-        report = campaign_agreement(snapshot.responses, str(template))
+        report = campaign_agreement(snapshot.responses, str(template)).to_dict()
     except (ImportError, CampaignError, ValueError) as exc:
         note(f"[yellow]Agreement left out of the card: {exc}[/yellow]")
         return None
