@@ -7,7 +7,7 @@ It starts its own local Argilla in a temp home on a free port, generates synthet
 rows four ways, each into its own fresh dataset:
 
   (a) campaign seed: the library path (`plan_records` + `write_plan`), as the command runs it; on the
-      local server it writes through the server's create-only endpoint (campaign/server/bulk.py);
+      local server it writes through the server's create-only endpoint (campaign/server/plugin/bulk_create.py);
   (a') the same with CAMPAIGN_SEED_FAST_PATH=0: the stock `PUT /records/bulk`, as on any other Argilla;
   (b) the argilla SDK's `dataset.records.log(records)` with default settings, with the same fields,
       metadata and suggestions as rg.Record objects;
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from campaign.client import ArgillaClient
     from campaign.config import read_credentials
-    from campaign.server.manager import LocalServer, ServerOptions, free_port
+    from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
 
     rows = synthetic_rows(args.rows)
     keys = ("campaign", "campaign-stock", "sdk", "distilabel")
@@ -359,7 +359,7 @@ endpoint; {stock_ratio:.2f}x through the stock endpoint).
 What is compared: the SDK and distilabel write through argilla-server's stock `PUT /records/bulk`
 (the SDK 50 records a request, one at a time). `campaign seed` writes through the local server's own
 create-only endpoint (`POST /api/v1/campaign/datasets/{{id}}/records/create-bulk`, in
-`campaign/server/bulk.py`), 500 records a request with 2 in flight; on any other Argilla server, or with
+`campaign/server/plugin/bulk_create.py`), 500 records a request with 2 in flight; on any other Argilla server, or with
 `CAMPAIGN_SEED_FAST_PATH=0`, it uses the stock endpoint, which is the second row. The endpoint
 validates with the same upstream schema and validators (same 422 errors), inserts records and
 suggestions with two executemany statements (`ON CONFLICT (external_id, dataset_id) DO NOTHING`),

@@ -83,7 +83,7 @@ def logging_throughput(n: int, *, speedups: bool) -> tuple[float, float]:
     import argilla as rg
 
     from campaign.config import read_credentials
-    from campaign.server.manager import LocalServer, ServerOptions, free_port
+    from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
 
     with tempfile.TemporaryDirectory(prefix="bench-server-") as home:
         server = LocalServer(home)
@@ -111,7 +111,7 @@ def logging_throughput(n: int, *, speedups: bool) -> tuple[float, float]:
 
 
 def _fill_index(index: Any, dataset_id: str, n: int, users: list[str]) -> None:
-    from campaign.server.index import RecordDoc, ResponseDoc, SuggestionDoc
+    from campaign.server.plugin.search_index import RecordDoc, ResponseDoc, SuggestionDoc
 
     rng = random.Random(1)
     batch: list[RecordDoc] = []
@@ -181,8 +181,8 @@ def search_latency(
 
     from argilla_server.search_engine.base import AndFilter, ResponseFilterScope, TermsFilter, TextQuery
 
-    from campaign.server.engine import SQLiteSearchEngine
-    from campaign.server.index import SearchIndex
+    from campaign.server.plugin.search_engine import SQLiteSearchEngine
+    from campaign.server.plugin.search_index import SearchIndex
 
     users = ["user-a", "user-b", "user-c"]
     dataset = _Dataset("ds")

@@ -71,7 +71,7 @@ def measure_sync(n_records: int, n_annotators: int, repeats: int = 3) -> dict[st
     from campaign.campaign_file import init_campaign
     from campaign.client import ArgillaClient
     from campaign.config import read_credentials
-    from campaign.server.manager import LocalServer, ServerOptions, free_port
+    from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
     from campaign.snapshot import snapshot_dir, sync_snapshot
 
     rng = random.Random(0)

@@ -217,7 +217,7 @@ def ensure_server(
         on_step(f"Using the Argilla at {client.api_url} ({ENV_API_URL}); not starting a local server.")
         return client, ServerUsed(url=client.api_url, started=False, external=True)
 
-    from campaign.server.manager import LocalServer, ServerOptions
+    from campaign.server.control.local_server import LocalServer, ServerOptions
 
     local = LocalServer(home)
     status = local.status()

@@ -1,4 +1,4 @@
-"""Process liveness, shared by the local server's manager and the export writer's staging cleanup."""
+"""Process liveness, shared by the local server's process control and the export writer's staging cleanup."""
 
 from __future__ import annotations
 

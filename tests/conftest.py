@@ -50,7 +50,7 @@ class RunningServer:
 def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Start the real local Argilla once per session (SQLite, bundled Redis, worker) and stop it at the end."""
     from campaign.config import read_credentials
-    from campaign.server.manager import LocalServer, ServerOptions, free_port
+    from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
 
     home = tmp_path_factory.mktemp("server-home")
     server = LocalServer(home)

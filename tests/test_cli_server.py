@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from campaign.errors import ServerError
-from campaign.server.manager import LocalServer, free_port
+from campaign.server.control.local_server import LocalServer, free_port
 
 # What the console script runs (sys.exit turns the returned exit code of `status` into the status).
 CAMPAIGN = [sys.executable, "-c", "import sys; from campaign.cli import main; sys.exit(main())"]

@@ -237,7 +237,7 @@ def test_a_network_that_stays_down_gives_a_resume_hint(
 def own_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A local server of this test's own, which it may stop and start."""
     from campaign.config import read_credentials
-    from campaign.server.manager import LocalServer, ServerOptions, free_port
+    from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
 
     home = tmp_path_factory.mktemp("restart-home")
     server = LocalServer(home)

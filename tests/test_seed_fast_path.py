@@ -579,7 +579,7 @@ def test_a_server_without_the_endpoint_keeps_its_other_extensions(
 @pytest.mark.postgres
 def test_fast_path_on_postgresql(postgres_database: str, tmp_path: Path) -> None:  # noqa: F811
     from campaign.config import read_credentials
-    from campaign.server.manager import LocalServer, ServerOptions, free_port
+    from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
 
     server = LocalServer(tmp_path / "home")
     server.start(ServerOptions(port=free_port(), database_url=postgres_database), timeout=120)

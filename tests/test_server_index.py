@@ -20,8 +20,8 @@ from argilla_server.search_engine.base import (
     TermsFilter,
 )
 
-from campaign.server.engine import compile_filter, compile_order, response_status_clause
-from campaign.server.index import (
+from campaign.server.plugin.search_engine import compile_filter, compile_order, response_status_clause
+from campaign.server.plugin.search_index import (
     PAGE_BYTES,
     RECORD_BITS,
     Clause,
@@ -330,7 +330,7 @@ def test_records_take_rids_in_their_dataset_block(index: SearchIndex) -> None:
 def test_a_full_rid_block_is_refused_with_a_rebuild_hint(
     index: SearchIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import campaign.server.index as index_module
+    import campaign.server.plugin.search_index as index_module
 
     monkeypatch.setattr(index_module, "RECORD_BITS", 2)
     monkeypatch.setattr(index_module, "RECORD_MASK", 3)

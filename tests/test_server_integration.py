@@ -201,7 +201,7 @@ def test_me_search_by_response_status(
 def test_me_search_order_is_stable_and_starts_at_each_users_key(
     local_server: Any, campaign_dataset: Any
 ) -> None:
-    from campaign.server.index import random_key, user_key
+    from campaign.server.plugin.search_index import random_key, user_key
 
     dataset_id = str(campaign_dataset["dataset"].id)
     shuffled = sorted(campaign_dataset["ids"].values(), key=random_key)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from campaign.server.manager import LocalServer, ServerOptions, free_port
+from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
 from tests.server_helpers import api, create_annotator, submit
 
 pytestmark = pytest.mark.postgres

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from campaign.server.index import SearchIndex
-from campaign.server.manager import LocalServer, ServerOptions, free_port
+from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
+from campaign.server.plugin.search_index import SearchIndex
 from tests.server_helpers import api, create_annotator, submit
 
 N_RECORDS = 30

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from campaign.config import read_credentials
-from campaign.server.manager import LocalServer, ServerOptions, free_port
+from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
 from tests.server_helpers import api, create_annotator, submit
 
 VOLATILE = re.compile(

@@ -18,7 +18,7 @@ import requests
 from click.testing import CliRunner, Result
 
 from campaign.cli import cli
-from campaign.server.manager import free_port
+from campaign.server.control.local_server import free_port
 from tests.conftest import RunningServer
 from tests.server_helpers import api
 

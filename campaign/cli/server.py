@@ -74,7 +74,7 @@ def start(
         campaign server start --port 6900
         campaign server start --database-url postgresql+asyncpg://argilla:secret@localhost/argilla
     """
-    from campaign.server.manager import LocalServer, ServerOptions
+    from campaign.server.control.local_server import LocalServer, ServerOptions
 
     local = LocalServer(home)
     note(f"Starting the local Argilla server in {local.home} ...")
@@ -104,7 +104,7 @@ def stop(home: Path | None) -> None:
     Example:
         campaign server stop
     """
-    from campaign.server.manager import LocalServer
+    from campaign.server.control.local_server import LocalServer
 
     stopped = LocalServer(home).stop()
     note("Stopped " + ", ".join(f"{name} (pid {pid})" for name, pid in stopped.items()) + ".")
@@ -127,7 +127,7 @@ def status(home: Path | None, as_json: bool) -> None:
     Example:
         campaign server status --json
     """
-    from campaign.server.manager import LocalServer
+    from campaign.server.control.local_server import LocalServer
 
     report = LocalServer(home).status()
     if as_json:
@@ -156,6 +156,6 @@ def logs(home: Path | None, process: str, lines: int) -> None:
     Example:
         campaign server logs worker -n 100
     """
-    from campaign.server.manager import LocalServer
+    from campaign.server.control.local_server import LocalServer
 
     click.echo(LocalServer(home).logs(process, lines=lines))

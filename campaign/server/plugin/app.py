@@ -7,11 +7,11 @@ it is the one place in the package with side effects at import.
 
 from __future__ import annotations
 
-from campaign.server import extensions
-from campaign.server.launcher import bootstrap
+from campaign.server.plugin import sync_endpoints
+from campaign.server.plugin.launcher import bootstrap
 
 bootstrap()
-extensions.install()
+sync_endpoints.install()
 
 from argilla_server import app  # noqa: E402  must come after the bootstrap
 

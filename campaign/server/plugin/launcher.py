@@ -1,7 +1,7 @@
 """Entry point of every argilla-server process of the local server.
 
-`python -m campaign.server.launcher ROLE` registers the SQLite search engine (and, unless disabled,
-the speed-ups) before argilla-server is used, which plain `python -m argilla_server` cannot do.
+`python -m campaign.server.plugin.launcher ROLE` registers the SQLite search engine (and, unless
+disabled, the speed-ups) before argilla-server is used, which plain `python -m argilla_server` cannot do.
 
 Roles:
   prepare   run migrations, create or update the owner, rebuild a missing or stale search index
@@ -9,9 +9,9 @@ Roles:
   worker    an rq worker for the jobs that recompute record status
   reindex   rebuild the search index from the database
 
-Configuration comes from the environment that `campaign.server.manager` sets: ARGILLA_* settings,
-CAMPAIGN_SEARCH_INDEX, and CAMPAIGN_CREDENTIALS_FILE, the 0600 file that holds the owner's
-username, password and API key (secrets never travel in argv or the environment).
+Configuration comes from the environment that `campaign.server.control.local_server` sets:
+ARGILLA_* settings, CAMPAIGN_SEARCH_INDEX, and CAMPAIGN_CREDENTIALS_FILE, the 0600 file that holds
+the owner's username, password and API key (secrets never travel in argv or the environment).
 
 `serve --prepare` runs the preparation in the server process before it listens, which saves one
 start of the interpreter and argilla-server's imports.
@@ -58,10 +58,10 @@ def bootstrap() -> None:
     """Register the search engine and apply the speed-ups; every argilla-server process runs this first."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("ARGILLA_SEARCH_ENGINE", "campaign-sql")
-    import campaign.server.engine  # noqa: F401  registers the search engine
+    import campaign.server.plugin.search_engine  # noqa: F401  registers the search engine
 
     if os.environ.get(SPEEDUPS_ENV, "1") != "0":
-        from campaign.server import speedups
+        from campaign.server.plugin import speedups
 
         speedups.apply()
 
@@ -97,7 +97,7 @@ async def _stale_datasets() -> list[str]:
     from argilla_server.models import Dataset, Record
     from sqlalchemy import func, select
 
-    from campaign.server.engine import shared_index
+    from campaign.server.plugin.search_engine import shared_index
 
     index = shared_index()
     indexed = index.dataset_ids()
@@ -162,15 +162,15 @@ def prepare() -> dict[str, Any]:
 
 
 def serve(host: str, port: int, workers: int = 1) -> None:
-    """Run the app (campaign.server.app: argilla's app, bootstrapped) until SIGTERM.
+    """Run the app (campaign.server.plugin.app: argilla's app, bootstrapped) until SIGTERM.
 
-    With several workers, uvicorn starts processes that import campaign.server.app themselves, so
+    With several workers, uvicorn starts processes that import campaign.server.plugin.app themselves, so
     each one registers the engine, the speed-ups and the sync endpoints before serving.
     """
     import uvicorn
 
     uvicorn.run(
-        "campaign.server.app:app",
+        "campaign.server.plugin.app:app",
         host=host,
         port=port,
         workers=workers,
@@ -189,7 +189,7 @@ def worker() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the role and run it."""
-    parser = argparse.ArgumentParser(prog="campaign.server.launcher")
+    parser = argparse.ArgumentParser(prog="campaign.server.plugin.launcher")
     parser.add_argument("role", choices=["prepare", "serve", "worker", "reindex"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=6900)

@@ -232,8 +232,8 @@ def install() -> None:
     """Add the endpoints to argilla-server's API v1 app (before the server starts)."""
     from argilla_server.api.routes import api_v1
 
-    from campaign.server import bulk
+    from campaign.server.plugin import bulk_create
 
     if not any(getattr(route, "path", "").startswith("/campaign/") for route in api_v1.routes):
         api_v1.include_router(router)
-        api_v1.include_router(bulk.router)
+        api_v1.include_router(bulk_create.router)

@@ -32,7 +32,7 @@ from campaign.processes import pid_alive
 
 PROCESS_NAMES = ("redis", "server", "worker")
 OWNER_USERNAME = "campaign-owner"
-LAUNCHER = "campaign.server.launcher"
+LAUNCHER = "campaign.server.plugin.launcher"
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,14 @@ from argilla_server.search_engine.base import (
     TextQuery,
 )
 
-from campaign.server.index import Clause, RecordDoc, ResponseDoc, SearchIndex, SuggestionDoc, TextSearch
+from campaign.server.plugin.search_index import (
+    Clause,
+    RecordDoc,
+    ResponseDoc,
+    SearchIndex,
+    SuggestionDoc,
+    TextSearch,
+)
 
 ENGINE_NAME = "campaign-sql"
 INDEX_PATH_ENV = "CAMPAIGN_SEARCH_INDEX"

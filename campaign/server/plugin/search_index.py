@@ -4,7 +4,7 @@ It holds what argilla-server's Elasticsearch engine keeps in its documents (reco
 suggestions, responses, text, vectors) and answers the same questions with SQL. The file is shared by
 the server and the worker processes; WAL mode lets one write while others read.
 
-This module knows nothing of argilla-server's ORM: `engine.py` turns models into the plain
+This module knows nothing of argilla-server's ORM: `search_engine.py` turns models into the plain
 documents below, and turns search-engine filters into calls of `compile_filter`.
 """
 
