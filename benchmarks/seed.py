@@ -104,14 +104,14 @@ def seed_options() -> Any:
 def create_campaign_dataset(client: Any, name: str) -> str:
     """A dataset with the campaign's rating template (N=2), as `campaign create` makes it."""
     from campaign.campaign_file import CampaignFile
-    from campaign.templates import build_settings, load_template
+    from campaign.templates import build_settings, ensure_dataset, load_template
 
     campaign = CampaignFile(name=name, workspace="benchmark", template="rating", responses=2)
     spec = load_template("rating")
     settings = build_settings(
         spec, responses=2, guidelines=spec.read_guidelines(), min_submitted=2, language=None
     )
-    result = client.ensure_dataset(campaign, settings)
+    result = ensure_dataset(campaign, settings, client=client)
     return str(result.dataset_id)
 
 

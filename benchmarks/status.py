@@ -32,36 +32,32 @@ from _common import publish
 
 def _fill(client: Any, dataset_id: str, users: list[str], n: int, rng: random.Random) -> None:
     """Records with submitted ratings from every annotator, 500 per bulk request."""
+    from campaign.client import StoredRecord, StoredResponse, StoredSuggestion
+
     questions = {q["name"]: q["id"] for q in client.questions(dataset_id)}
     for start in range(0, n, 500):
         items = []
         for i in range(start, min(n, start + 500)):
             items.append(
-                {
-                    "external_id": f"rec-{i}",
-                    "fields": {
-                        "prompt": f"prompt {i}",
-                        "response_1": f"first {i}",
-                        "response_2": f"second {i}",
-                    },
-                    "metadata": {"prompt_id": f"p{i}", "round": 1},
-                    "suggestions": [
-                        {"question_id": questions["rating_1"], "value": rng.randint(1, 5), "agent": "judge"}
-                    ],
-                    "responses": [
-                        {
-                            "user_id": user,
-                            "status": "submitted",
-                            "values": {
+                StoredRecord(
+                    external_id=f"rec-{i}",
+                    fields={"prompt": f"prompt {i}", "response_1": f"first {i}", "response_2": f"second {i}"},
+                    metadata={"prompt_id": f"p{i}", "round": 1},
+                    suggestions=[StoredSuggestion("rating_1", rng.randint(1, 5), agent="judge")],
+                    responses=[
+                        StoredResponse(
+                            user,
+                            "submitted",
+                            {
                                 "rating_1": {"value": rng.randint(1, 5)},
                                 "rating_2": {"value": rng.randint(1, 5)},
                             },
-                        }
+                        )
                         for user in users
                     ],
-                }
+                )
             )
-        client.upsert_records(dataset_id, items)
+        client.upsert_records(dataset_id, items, question_ids=questions)
 
 
 def measure_sync(n_records: int, n_annotators: int, repeats: int = 3) -> dict[str, Any]:
@@ -73,6 +69,7 @@ def measure_sync(n_records: int, n_annotators: int, repeats: int = 3) -> dict[st
     from campaign.config import read_credentials
     from campaign.server.control.local_server import LocalServer, ServerOptions, free_port
     from campaign.snapshot import snapshot_dir, sync_snapshot
+    from campaign.templates import ensure_dataset
 
     rng = random.Random(0)
     with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
@@ -84,7 +81,7 @@ def measure_sync(n_records: int, n_annotators: int, repeats: int = 3) -> dict[st
             campaign = init_campaign(
                 Path(tmp) / "bench", template="rating", responses=2, min_submitted=2
             ).campaign
-            result = client.ensure_dataset(campaign, campaign.build_settings())
+            result = ensure_dataset(campaign, campaign.build_settings(), client=client)
             workspace = client.require_workspace(campaign.workspace)
             users = []
             for k in range(n_annotators):

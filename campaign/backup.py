@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from campaign.errors import CampaignError, Conflict, InputError, NotFound, UsageError
 
 if TYPE_CHECKING:
-    from campaign.client import ArgillaClient
+    from campaign.client import ArgillaClient, StoredRecord
 
 FORMAT = "argilla-campaign-backup"
 FORMAT_VERSION = 1
@@ -50,18 +50,6 @@ _SETTINGS_KEYS = {
     "questions": ("name", "title", "description", "required", "settings"),
     "metadata_properties": ("name", "title", "settings", "visible_for_annotators"),
     "vectors_settings": ("name", "title", "dimensions"),
-}
-_SETTINGS_PATHS = {
-    "fields": "/datasets/{id}/fields",
-    "questions": "/datasets/{id}/questions",
-    "metadata_properties": "/me/datasets/{id}/metadata-properties",
-    "vectors_settings": "/datasets/{id}/vectors-settings",
-}
-_CREATE_PATHS = {
-    "fields": "/datasets/{id}/fields",
-    "questions": "/datasets/{id}/questions",
-    "metadata_properties": "/datasets/{id}/metadata-properties",
-    "vectors_settings": "/datasets/{id}/vectors-settings",
 }
 
 
@@ -175,8 +163,8 @@ def _read_settings(client: ArgillaClient, dataset_id: str) -> tuple[dict[str, An
         }
     }
     question_ids: dict[str, str] = {}
-    for kind, path in _SETTINGS_PATHS.items():
-        items = client.request("GET", path.format(id=dataset_id))["items"]
+    for kind in _SETTINGS_KEYS:
+        items = client.settings_items(dataset_id, kind)
         settings[kind] = [{key: item.get(key) for key in _SETTINGS_KEYS[kind]} for item in items]
         if kind == "questions":
             question_ids = {str(item["id"]): str(item["name"]) for item in items}
@@ -312,7 +300,7 @@ def _versions(client: ArgillaClient) -> dict[str, str | None]:
     except PackageNotFoundError:
         sdk = None
     try:
-        server = str(client.request("GET", "/version")["version"])
+        server: str | None = client.server_version()
     except CampaignError:
         server = None
     return {"argilla_campaign": __version__, "argilla_server": server, "argilla_sdk": sdk}
@@ -428,7 +416,7 @@ def restore_dataset(
                 f"({'; '.join(differences[:3])}). Restore under another name with --dataset NEW_NAME."
             )
             raise Conflict(msg)
-        if not created and not marked and _has_records(client, dataset_id) and not force:
+        if not created and not marked and client.has_records(dataset_id) and not force:
             msg = (
                 f"Dataset {name!r} in workspace {workspace!r} already has records that did not come from "
                 "this backup; restoring would replace its users' responses with the backed-up ones. "
@@ -449,16 +437,16 @@ def restore_dataset(
     question_ids = {str(q["name"]): str(q["id"]) for q in client.questions(dataset_id)}
 
     records = responses = 0
-    chunk: list[dict[str, Any]] = []
+    chunk: list[StoredRecord] = []
     for entry in backup.records():
-        chunk.append(_upsert_item(entry, question_ids=question_ids, user_ids=user_ids))
+        chunk.append(_stored_record(entry, user_ids=user_ids))
         records += 1
         responses += len(entry.get("responses") or [])
         if len(chunk) >= RESTORE_CHUNK:
-            client.upsert_records(dataset_id, chunk)
+            client.upsert_records(dataset_id, chunk, question_ids=question_ids)
             chunk = []
     if chunk:
-        client.upsert_records(dataset_id, chunk)
+        client.upsert_records(dataset_id, chunk, question_ids=question_ids)
     expected = backup.manifest["counts"]
     if records != expected.get("records") or responses != expected.get("responses"):
         msg = (
@@ -488,27 +476,26 @@ def _create_dataset(
     client: ArgillaClient, settings: dict[str, Any], *, name: str, workspace_id: str, marker: str
 ) -> dict[str, Any]:
     attributes = settings["dataset"]
-    body = {
-        "name": name,
-        "guidelines": attributes.get("guidelines"),
-        "allow_extra_metadata": attributes.get("allow_extra_metadata", True),
-        "metadata": {**(attributes.get("metadata") or {}), RESTORE_MARKER: marker},
-        "workspace_id": workspace_id,
-    }
-    if attributes.get("distribution"):
-        body["distribution"] = attributes["distribution"]
-    return dict(client.request("POST", "/datasets", json=body))
+    return client.create_draft_dataset(
+        name=name,
+        workspace_id=workspace_id,
+        guidelines=attributes.get("guidelines"),
+        allow_extra_metadata=attributes.get("allow_extra_metadata", True),
+        metadata={**(attributes.get("metadata") or {}), RESTORE_MARKER: marker},
+        distribution=attributes.get("distribution"),
+    )
 
 
 def _complete_settings(client: ArgillaClient, dataset_id: str, settings: dict[str, Any]) -> None:
     """Add the settings a draft dataset still lacks (by name), then publish it."""
-    for kind, path in _SETTINGS_PATHS.items():
-        present = {item["name"] for item in client.request("GET", path.format(id=dataset_id))["items"]}
+    for kind in _SETTINGS_KEYS:
+        present = {item["name"] for item in client.settings_items(dataset_id, kind)}
         for item in settings.get(kind, []):
             if item["name"] not in present:
-                body = {key: value for key, value in item.items() if value is not None}
-                client.request("POST", _CREATE_PATHS[kind].format(id=dataset_id), json=body)
-    client.request("PUT", f"/datasets/{dataset_id}/publish")
+                client.add_setting(
+                    dataset_id, kind, {key: value for key, value in item.items() if value is not None}
+                )
+    client.publish_dataset(dataset_id)
 
 
 def _settings_differences(wanted: dict[str, Any], found: dict[str, Any]) -> list[str]:
@@ -523,11 +510,6 @@ def _settings_differences(wanted: dict[str, Any], found: dict[str, Any]) -> list
             if mine.get(item_name) != theirs.get(item_name):
                 differences.append(f"{kind.replace('_', ' ')} {item_name!r} differs")
     return differences
-
-
-def _has_records(client: ArgillaClient, dataset_id: str) -> bool:
-    page = client.request("GET", f"/datasets/{dataset_id}/records", params={"limit": 1, "offset": 0})
-    return bool(page["items"])
 
 
 def _save_passwords(path: Path, passwords: dict[str, str]) -> Path:
@@ -563,36 +545,24 @@ def _ensure_users(
     return present
 
 
-def _upsert_item(
-    entry: dict[str, Any], *, question_ids: dict[str, str], user_ids: dict[str, str]
-) -> dict[str, Any]:
-    item: dict[str, Any] = {
+def _stored_record(entry: dict[str, Any], *, user_ids: dict[str, str]) -> StoredRecord:
+    from campaign.client import StoredRecord, StoredResponse, StoredSuggestion
+
+    return StoredRecord(
         # Records without an external id get their source id, so that a re-run updates, not duplicates.
-        "external_id": entry.get("external_id") or entry["id"],
-        "fields": entry["fields"],
-    }
-    if entry.get("metadata") is not None:
-        item["metadata"] = entry["metadata"]
-    if entry.get("vectors"):
-        item["vectors"] = entry["vectors"]
-    suggestions = []
-    for s in entry.get("suggestions") or []:
-        suggestion = {"question_id": question_ids[s["question"]], "value": s["value"]}
-        suggestion |= {key: s[key] for key in ("agent", "score", "type") if s.get(key) is not None}
-        suggestions.append(suggestion)
-    if suggestions:
-        item["suggestions"] = suggestions
-    responses = []
-    for r in entry.get("responses") or []:
-        response: dict[str, Any] = {"user_id": user_ids[r["user"]], "status": r["status"]}
-        if r.get("values") is not None:
-            response["values"] = r["values"]
-        elif r["status"] != "discarded":
-            response["values"] = {}  # drafts and submissions must carry values, even empty ones
-        responses.append(response)
-    if responses:
-        item["responses"] = responses
-    return item
+        external_id=entry.get("external_id") or entry["id"],
+        fields=entry["fields"],
+        metadata=entry.get("metadata"),
+        vectors=entry.get("vectors") or {},
+        suggestions=[
+            StoredSuggestion(s["question"], s["value"], s.get("agent"), s.get("score"), s.get("type"))
+            for s in entry.get("suggestions") or []
+        ],
+        responses=[
+            StoredResponse(user_ids[r["user"]], r["status"], r.get("values"))
+            for r in entry.get("responses") or []
+        ],
+    )
 
 
 # -- files ----------------------------------------------------------------------------------------

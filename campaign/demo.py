@@ -265,7 +265,9 @@ def ensure_demo_campaign(directory: Path) -> tuple[CampaignFile, bool]:
 
 def ensure_demo_dataset(client: ArgillaClient, campaign: CampaignFile) -> dict[str, Any]:
     """Create the campaign's workspace and dataset, or check that the existing ones match."""
-    result = client.ensure_dataset(campaign, campaign.build_settings())
+    from campaign.templates import ensure_dataset
+
+    result = ensure_dataset(campaign, campaign.build_settings(), client=client)
     if result.differences:
         msg = (
             f"Dataset {campaign.name!r} in workspace {campaign.workspace!r} exists on {client.api_url} with "
@@ -364,7 +366,7 @@ def ensure_demo_annotators(
             )
             raise Conflict(msg)
         resets[username] = random_password()
-        client.request("PATCH", f"/users/{user['id']}", json={"password": resets[username]})
+        client.set_password(str(user["id"]), resets[username])
     specs = [
         AnnotatorSpec(
             username=username,
@@ -390,25 +392,15 @@ def ensure_demo_annotators(
 
 
 def login(client: ArgillaClient, username: str, password: str) -> ArgillaClient:
-    """A client acting as another user: log in with the password, then use that user's API key."""
-    from campaign.client import ArgillaClient
-
-    # Drop the owner's key from these two calls, or the server would answer as the owner.
-    anonymous = {"X-Argilla-Api-Key": None}
+    """A client acting as a demo annotator, logged in with its password."""
     try:
-        token = client.request(
-            "POST", "/token", data={"username": username, "password": password}, headers=anonymous
-        )
+        return client.login(username, password)
     except AuthenticationFailed:
         msg = (
             f"Argilla at {client.api_url} refused the password of {username!r}. Delete the logins file "
             f"({LOGINS_FILENAME}) to have the demo annotators' passwords reset."
         )
         raise AuthenticationFailed(msg) from None
-    me = client.request(
-        "GET", "/me", headers={**anonymous, "Authorization": f"Bearer {token['access_token']}"}
-    )
-    return ArgillaClient(client.api_url, str(me["api_key"]), timeout=client.timeout, retries=client.retries)
 
 
 # -- simulated answers ---------------------------------------------------------------------------

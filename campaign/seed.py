@@ -20,12 +20,14 @@ import heapq
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from campaign.client.records import RecordPayload, SuggestionPayload
 from campaign.errors import InputError, UsageError
 from campaign.readers import DEFAULT_BATCH_SIZE, SourceReader, open_source, rows_source
+from campaign.templates import TEMPLATE_NAMES as TEMPLATES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,7 +54,6 @@ __all__ = [
     "rows_source",
 ]
 
-TEMPLATES = ("rating", "ranking", "binary")
 MIN_RESPONSES = 2
 MAX_RESPONSES = 8
 DEFAULT_MAX_CHARS = 100_000
@@ -130,45 +131,6 @@ class SeedOptions:
         if unknown:
             msg = f"Unknown --map field {', '.join(unknown)}; the fields are {', '.join(MAPPING_KEYS)}."
             raise UsageError(msg)
-
-
-@dataclass(frozen=True)
-class SuggestionPayload:
-    """A judge suggestion for one question."""
-
-    question: str
-    value: Any
-    agent: str
-    score: float | None = None
-
-    def to_argilla_dict(self) -> dict[str, Any]:
-        """Keyword arguments for `argilla.Suggestion`."""
-        return {
-            "question_name": self.question,
-            "value": self.value,
-            "agent": self.agent,
-            "score": self.score,
-            "type": "model",
-        }
-
-
-@dataclass(frozen=True)
-class RecordPayload:
-    """One Argilla record, as plain data: stable id, fields, metadata and suggestions."""
-
-    id: str
-    fields: dict[str, str]
-    metadata: dict[str, str | int]
-    suggestions: list[SuggestionPayload] = field(default_factory=list)
-
-    def to_argilla_dict(self) -> dict[str, Any]:
-        """Keyword arguments for `argilla.Record` (suggestions as `argilla.Suggestion` kwargs)."""
-        return {
-            "id": self.id,
-            "fields": dict(self.fields),
-            "metadata": dict(self.metadata),
-            "suggestions": [s.to_argilla_dict() for s in self.suggestions],
-        }
 
 
 @dataclass(frozen=True)
@@ -793,36 +755,6 @@ class SeedOutcome:
         }
 
 
-def to_rest_record(
-    payload: RecordPayload, question_ids: Mapping[str, str], *, ranking_questions: Collection[str] = ()
-) -> dict[str, Any]:
-    """The body of one record for argilla-server's bulk upsert, keyed by the stable id."""
-    from campaign.client import safe_agent
-
-    suggestions = []
-    for s in payload.suggestions:
-        if s.question not in question_ids:
-            msg = f"Record {payload.id}: the dataset has no question {s.question!r} for a suggestion."
-            raise InputError(msg)
-        value = s.value
-        if s.question in ranking_questions:
-            # The REST API takes a ranking as [{"value": option}, ...] (the SDK converts the same way).
-            value = [{"value": str(option)} for option in value]
-        item: dict[str, Any] = {"question_id": question_ids[s.question], "value": value, "type": "model"}
-        agent = safe_agent(s.agent)
-        if agent:
-            item["agent"] = agent
-        if s.score is not None:
-            item["score"] = s.score
-        suggestions.append(item)
-    return {
-        "external_id": payload.id,
-        "fields": dict(payload.fields),
-        "metadata": dict(payload.metadata),
-        "suggestions": suggestions,
-    }
-
-
 def write_plan(
     client: ArgillaClient,
     dataset_id: str,
@@ -843,9 +775,7 @@ def write_plan(
     from concurrent.futures import Future, ThreadPoolExecutor
 
     started = time.perf_counter()
-    questions = client.questions(dataset_id)
-    question_ids = {q["name"]: str(q["id"]) for q in questions}
-    rankings = {q["name"] for q in questions if (q.get("settings") or {}).get("type") == "ranking"}
+    questions = client.question_index(dataset_id)
     outcome = SeedOutcome()
     if fast_path is None:
         fast_path = os.environ.get(FAST_PATH_ENV, "1") != "0"
@@ -857,14 +787,14 @@ def write_plan(
         for batch in plan:
             ids = [p.id for p in batch]
             present = client.existing_external_ids(dataset_id, ids) if check_existing else set()
-            fresh = [
-                to_rest_record(p, question_ids, ranking_questions=rankings)
-                for p in batch
-                if p.id not in present
-            ]
+            fresh = [p for p in batch if p.id not in present]
             outcome.already_present += len(batch) - len(fresh)
             if fresh:
-                pending.append(pool.submit(client.create_records, dataset_id, fresh, fast_path=fast_path))
+                pending.append(
+                    pool.submit(
+                        client.create_records, dataset_id, fresh, questions=questions, fast_path=fast_path
+                    )
+                )
             while len(pending) >= 2:
                 _count(outcome, pending.pop(0).result())
             if on_batch is not None:

@@ -1,5 +1,7 @@
 """Task templates (campaign/_templates/*.yaml) turned into argilla Settings, and settings compared.
 
+`ensure_dataset` creates a campaign's dataset with its settings, or checks the existing one against them.
+
 A template is data: fields, questions, metadata properties, a default `min_submitted` and a
 guidelines file. An entry whose name contains `{i}` is repeated for each response slot
 i = 1..N, and so is an option value that contains `{i}`; `{language}` in a title or description
@@ -11,6 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +24,9 @@ from campaign.errors import ConfigError, NotFound, UsageError
 
 if TYPE_CHECKING:
     import argilla as rg
+
+    from campaign.campaign_file import CampaignFile
+    from campaign.client import ArgillaClient
 
 TEMPLATE_NAMES = ("rating", "ranking", "binary")
 TEMPLATES_DIR = Path(__file__).parent / "_templates"
@@ -644,3 +650,34 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)
+
+
+# --- The campaign's dataset on the server -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    """What `campaign create` did."""
+
+    created: bool
+    workspace_created: bool
+    dataset_id: str
+    url: str
+    differences: list[str] = field(default_factory=list)
+
+
+def ensure_dataset(
+    campaign: CampaignFile, settings: rg.Settings, *, client: ArgillaClient | None = None
+) -> EnsureResult:
+    """Create the campaign's workspace and dataset, or check that the existing one has these settings."""
+    if client is None:
+        from campaign.client import connect
+
+        client = connect()
+    ensured = client.ensure_dataset(name=campaign.name, workspace=campaign.workspace, settings=settings)
+    differences = []
+    if ensured.server_settings is not None:
+        differences = diff_settings(settings_summary(settings), settings_summary(ensured.server_settings))
+    return EnsureResult(
+        ensured.created, ensured.workspace_created, ensured.dataset_id, ensured.url, differences
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import campaign
 from campaign.cli import cli
 from campaign.errors import ConnectionFailed
 
@@ -124,7 +122,7 @@ class Result:
 
 
 class FakeClient(ModuleType):
-    """Stands in for campaign.client, which the server tests cover."""
+    """Stands in for the server side of `campaign create`, which the server tests cover."""
 
     def __init__(self, result: Result | Exception) -> None:
         super().__init__("campaign.client")
@@ -140,8 +138,7 @@ class FakeClient(ModuleType):
 
 def use_client(monkeypatch: pytest.MonkeyPatch, result: Result | Exception) -> FakeClient:
     fake = FakeClient(result)
-    monkeypatch.setitem(sys.modules, "campaign.client", fake)
-    monkeypatch.setattr(campaign, "client", fake, raising=False)
+    monkeypatch.setattr("campaign.templates.ensure_dataset", fake.ensure_dataset)
     return fake
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from campaign.client import ArgillaClient
-from campaign.seed import SeedOptions, plan_records, rows_source, to_rest_record, write_plan
+from campaign.client import ArgillaClient, RecordPayload
+from campaign.client.records import record_body
+from campaign.seed import SeedOptions, plan_records, rows_source, write_plan
 from tests.conftest import RunningServer
 from tests.server_helpers import api, create_annotator, submit
 from tests.test_server_postgres import postgres_database  # noqa: F401  the PostgreSQL test's fixture
@@ -59,22 +60,23 @@ def new_dataset(client: ArgillaClient, template: str, *, workspace: str = "fastp
     settings = build_settings(
         spec, responses=2, guidelines=spec.read_guidelines(), min_submitted=1, language=None
     )
-    return client.ensure_dataset(campaign, settings).dataset_id
+    return client.ensure_dataset(
+        name=campaign.name, workspace=campaign.workspace, settings=settings
+    ).dataset_id
+
+
+def planned(template: str, source: list[dict[str, Any]]) -> list[RecordPayload]:
+    """The records `campaign seed` plans for these rows."""
+    options = SeedOptions(template=template, responses=2, round=1, source_name="fast-path", seed=0)
+    return [payload for batch in plan_records(rows_source(source, name="rows"), options) for payload in batch]
 
 
 def rest_items(
     client: ArgillaClient, dataset_id: str, template: str, source: list[dict[str, Any]]
 ) -> list[Any]:
     """The request items `campaign seed` sends for these rows."""
-    questions = client.questions(dataset_id)
-    ids = {q["name"]: str(q["id"]) for q in questions}
-    rankings = {q["name"] for q in questions if q["settings"]["type"] == "ranking"}
-    options = SeedOptions(template=template, responses=2, round=1, source_name="fast-path", seed=0)
-    return [
-        to_rest_record(payload, ids, ranking_questions=rankings)
-        for batch in plan_records(rows_source(source, name="rows"), options)
-        for payload in batch
-    ]
+    questions = client.question_index(dataset_id)
+    return [record_body(payload, questions) for payload in planned(template, source)]
 
 
 def call(server: RunningServer, method: str, path: str, **kwargs: Any) -> Any:
@@ -511,7 +513,7 @@ def test_items_the_fast_path_declines_go_through_the_stock_endpoint(
     assert declined.status_code == 409
     assert declined.json()["detail"]["code"] == "campaign_fast_path_unavailable"
     assert records(local_server, dataset_id) == []
-    assert owner.create_records(dataset_id, items) == (3, 0)
+    assert owner._create_bodies(dataset_id, items) == (3, 0)
     stored = records(local_server, dataset_id)
     assert len(stored) == 3 and sum(r["status"] == "completed" for r in stored) == 1
     assert questions  # the responses named real questions
@@ -547,8 +549,8 @@ def test_other_servers_fall_back_to_the_stock_endpoint(
     dataset_id = new_dataset(owner, "rating")
     client = ArgillaClient(local_server.api_url, local_server.api_key)
     client._extensions = False  # what the client concludes from a stock server's 404
-    items = rest_items(client, dataset_id, "rating", rows(5))
-    assert client.create_records(dataset_id, items) == (5, 0)
+    items = planned("rating", rows(5))
+    assert client.create_records(dataset_id, items, questions=client.question_index(dataset_id)) == (5, 0)
     assert len(records(local_server, dataset_id)) == 5
 
 
@@ -567,8 +569,8 @@ def test_a_server_without_the_endpoint_keeps_its_other_extensions(
         return original(method, path, **kwargs)
 
     monkeypatch.setattr(client, "request", older_server)
-    items = rest_items(client, dataset_id, "rating", rows(5))
-    assert client.create_records(dataset_id, items) == (5, 0)
+    items = planned("rating", rows(5))
+    assert client.create_records(dataset_id, items, questions=client.question_index(dataset_id)) == (5, 0)
     assert client.record_fingerprints(dataset_id) is not None  # the sync endpoints are still used
     assert client._extensions is True
 

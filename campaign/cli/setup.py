@@ -105,10 +105,10 @@ def create(campaign_dir: Path, dry_run: bool, as_json: bool) -> None:
             render_summary(summary)
         return
 
-    from campaign import client  # type: ignore[attr-defined,unused-ignore]
+    from campaign.templates import ensure_dataset
 
     with user_errors():
-        result = client.ensure_dataset(campaign, settings)
+        result = ensure_dataset(campaign, settings)
     report = _as_dict(result)
     if as_json:
         print_json(report)

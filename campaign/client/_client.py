@@ -1,27 +1,26 @@
-"""The one place that talks to Argilla.
-
-It uses the argilla SDK where the SDK is sound (creating datasets from Settings, reading settings
-back) and the REST API where it falls short: the SDK crashes on discarded responses without values,
-drops users' API keys, and re-validates every record client-side. Idempotent calls are retried with
-backoff; every HTTP or connection error is translated once, here, into a `CampaignError`.
-"""
+"""The client's resources: users, workspaces, datasets and their settings, records and responses."""
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from campaign.client._http import API_KEY_HEADER, Http
+from campaign.client.records import (
+    QuestionIndex,
+    RecordPayload,
+    StoredRecord,
+    record_body,
+    stored_record_body,
+)
 from campaign.config import resolve_connection
 from campaign.errors import (
-    AuthenticationFailed,
     CampaignError,
     ConfigError,
     Conflict,
-    ConnectionFailed,
     InputError,
     NotFound,
     ServerError,
@@ -29,152 +28,50 @@ from campaign.errors import (
 
 if TYPE_CHECKING:
     import argilla as rg
-    import requests
-
-    from campaign.campaign_file import CampaignFile
 
 PAGE_SIZE = 1000
 BULK_SIZE = 500  # argilla-server's RECORDS_BULK_UPSERT_MAX_ITEMS
 TERMS_MAX = 250  # argilla-server's TERMS_FILTER_VALUES_MAX_ITEMS
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 LEAN_INCLUDES = frozenset({"responses", "suggestions"})  # what the local server's sync endpoints return
-IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 FAST_PATH_UNAVAILABLE = "fast path unavailable"  # how the local server's create-bulk endpoint declines
-_AGENT_INVALID = re.compile(r"[^a-zA-Z0-9\-_:./\s]")
-
-
-def safe_agent(agent: str | None) -> str | None:
-    """An agent name that argilla-server accepts (letters, digits, -_:./ and spaces; 1-200 chars)."""
-    if agent is None:
-        return None
-    cleaned = _AGENT_INVALID.sub("-", agent).strip()[:200]
-    return cleaned if re.search(r"[a-zA-Z0-9]", cleaned) else None
+SETTINGS_KINDS = ("fields", "questions", "metadata_properties", "vectors_settings")
+# Where each kind of setting is listed; metadata properties are listed under /me (annotators see them too).
+_SETTINGS_LIST_PATHS = {
+    "fields": "/datasets/{id}/fields",
+    "questions": "/datasets/{id}/questions",
+    "metadata_properties": "/me/datasets/{id}/metadata-properties",
+    "vectors_settings": "/datasets/{id}/vectors-settings",
+}
+_SETTINGS_CREATE_PATHS = {
+    "fields": "/datasets/{id}/fields",
+    "questions": "/datasets/{id}/questions",
+    "metadata_properties": "/datasets/{id}/metadata-properties",
+    "vectors_settings": "/datasets/{id}/vectors-settings",
+}
 
 
 @dataclass(frozen=True)
-class EnsureResult:
-    """What `campaign create` did."""
+class DatasetEnsured:
+    """A dataset that exists now: whether it (and its workspace) was created, and the server's settings."""
 
-    created: bool
-    workspace_created: bool
     dataset_id: str
     url: str
-    differences: list[str] = field(default_factory=list)
+    created: bool
+    workspace_created: bool
+    server_settings: rg.Settings | None = None  # the existing dataset's settings; None when just created
 
 
-class ArgillaClient:
-    """A connection to one Argilla server, as one user."""
+class ArgillaClient(Http):
+    """A connection to one Argilla server, as one user: every call the campaign makes to Argilla."""
 
     def __init__(self, api_url: str, api_key: str, *, timeout: float = 60.0, retries: int = 5) -> None:
-        self.api_url = api_url.rstrip("/")
-        self._api_key = api_key
-        self.timeout = timeout
-        self.retries = retries
-        self._session: requests.Session | None = None
+        super().__init__(api_url, api_key, timeout=timeout, retries=retries)
         self._sdk: rg.Argilla | None = None
         self._extensions: bool | None = None  # does the server have campaign's read endpoints?
         self._create_bulk_missing = False  # a server with the read endpoints but without create-bulk
 
     def __repr__(self) -> str:  # never show the key
         return f"ArgillaClient({self.api_url!r})"
-
-    # -- transport --------------------------------------------------------------------------------
-
-    @property
-    def session(self) -> requests.Session:
-        """A requests session that retries idempotent calls with exponential backoff."""
-        if self._session is None:
-            import requests
-            from requests.adapters import HTTPAdapter
-            from urllib3.util.retry import Retry
-
-            retry = Retry(
-                total=self.retries,
-                connect=self.retries,
-                read=self.retries,
-                status=self.retries,
-                backoff_factor=0.3,
-                status_forcelist=RETRY_STATUSES,
-                allowed_methods=IDEMPOTENT_METHODS,
-                raise_on_status=False,
-            )
-            session = requests.Session()
-            session.headers["X-Argilla-Api-Key"] = self._api_key
-            session.mount("http://", HTTPAdapter(max_retries=retry))
-            session.mount("https://", HTTPAdapter(max_retries=retry))
-            self._session = session
-        return self._session
-
-    def request(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> Any:
-        """Call `/api/v1{path}` and return its JSON, translating failures into CampaignErrors.
-
-        POSTs are retried only when the caller says they are idempotent (searches, upserts by id).
-        """
-        import time
-
-        import requests
-
-        url = f"{self.api_url}/api/v1{path}"
-        kwargs.setdefault("timeout", self.timeout)
-        retried_post = bool(idempotent) and method.upper() == "POST"
-        # urllib3 retries idempotent methods only until the response headers arrive; an answer cut off
-        # in its body is retried here.
-        safe = retried_post or method.upper() in IDEMPOTENT_METHODS
-        attempts = self.retries + 1 if safe else 1
-        for attempt in range(attempts):
-            try:
-                response = self.session.request(method, url, **kwargs)
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-                if attempt + 1 < attempts:
-                    time.sleep(0.3 * 2**attempt)
-                    continue
-                msg = f"Argilla at {self.api_url} broke off its answer to {method} {path} (connection lost)."
-                raise ConnectionFailed(msg) from None
-            except requests.ConnectionError as exc:
-                if retried_post and attempt + 1 < attempts:
-                    time.sleep(0.3 * 2**attempt)
-                    continue
-                msg = (
-                    f"Cannot reach Argilla at {self.api_url} ({_reason(exc)}). Is it running? "
-                    "Start the local one with 'campaign server start', or check ARGILLA_API_URL."
-                )
-                raise ConnectionFailed(msg) from None
-            except requests.Timeout:
-                if retried_post and attempt + 1 < attempts:
-                    continue
-                msg = f"Argilla at {self.api_url} did not answer {method} {path} within {self.timeout:.0f}s."
-                raise ConnectionFailed(msg) from None
-            if response.status_code in RETRY_STATUSES and retried_post and attempt + 1 < attempts:
-                time.sleep(0.3 * 2**attempt)
-                continue
-            return self._result(response, method, path)
-        raise AssertionError("unreachable")
-
-    def _result(self, response: requests.Response, method: str, path: str) -> Any:
-        status = response.status_code
-        if status < 400:
-            if status == 204 or not response.content:
-                return None
-            return response.json()
-        detail = _detail(response)
-        if status == 401:
-            source = resolve_connection().api_key.source
-            msg = (
-                f"Argilla at {self.api_url} rejected the API key (from {source}). "
-                "Check ARGILLA_API_KEY, or restart the local server to rewrite its credentials."
-            )
-            raise AuthenticationFailed(msg)
-        if status == 403:
-            msg = f"Not allowed: {method} {path} needs an owner or admin API key ({detail})."
-            raise AuthenticationFailed(msg)
-        if status == 404:
-            raise NotFound(f"Not found on {self.api_url}: {path} ({detail}).")
-        if status == 409:
-            raise Conflict(f"Argilla refused {method} {path}: {detail}")
-        if status == 422:
-            raise InputError(f"Argilla rejected the request {method} {path}: {detail}")
-        msg = f"Argilla at {self.api_url} failed on {method} {path} with HTTP {status}: {detail}"
-        raise ServerError(msg)
 
     @property
     def sdk(self) -> rg.Argilla:
@@ -257,6 +154,26 @@ class ArgillaClient:
         """Take a user's workspace membership away (their responses stay)."""
         self.request("DELETE", f"/workspaces/{workspace_id}/users/{user_id}")
 
+    def set_password(self, user_id: str, password: str) -> None:
+        """Give a user a new password (owner key needed)."""
+        self.request("PATCH", f"/users/{user_id}", json={"password": password})
+
+    def login(self, username: str, password: str) -> ArgillaClient:
+        """A client acting as another user: log in with the password, then use that user's API key."""
+        # Drop this client's key from these two calls, or the server would answer as its user.
+        anonymous = {API_KEY_HEADER: None}
+        token = self.request(
+            "POST", "/token", data={"username": username, "password": password}, headers=anonymous
+        )
+        me = self.request(
+            "GET", "/me", headers={**anonymous, "Authorization": f"Bearer {token['access_token']}"}
+        )
+        return ArgillaClient(self.api_url, str(me["api_key"]), timeout=self.timeout, retries=self.retries)
+
+    def server_version(self) -> str:
+        """The argilla-server version."""
+        return str(self.request("GET", "/version")["version"])
+
     # -- datasets ---------------------------------------------------------------------------------
 
     def find_dataset(self, name: str, workspace: str) -> dict[str, Any] | None:
@@ -288,32 +205,71 @@ class ArgillaClient:
         """A dataset's questions."""
         return list(self.request("GET", f"/datasets/{dataset_id}/questions")["items"])
 
-    def ensure_dataset(self, campaign: CampaignFile, settings: rg.Settings) -> EnsureResult:
-        """Create the campaign's workspace and dataset, or check that the existing one matches."""
+    def question_index(self, dataset_id: str) -> QuestionIndex:
+        """A dataset's question ids by name and its ranking questions, to send records with suggestions."""
+        return QuestionIndex.of(self.questions(dataset_id))
+
+    def settings_items(self, dataset_id: str, kind: str) -> list[dict[str, Any]]:
+        """A dataset's settings of one kind (see SETTINGS_KINDS), as the server lists them."""
+        return list(self.request("GET", _SETTINGS_LIST_PATHS[kind].format(id=dataset_id))["items"])
+
+    def add_setting(self, dataset_id: str, kind: str, item: dict[str, Any]) -> None:
+        """Add one field, question, metadata property or vector setting to a draft dataset."""
+        self.request("POST", _SETTINGS_CREATE_PATHS[kind].format(id=dataset_id), json=item)
+
+    def create_draft_dataset(
+        self,
+        *,
+        name: str,
+        workspace_id: str,
+        guidelines: str | None,
+        allow_extra_metadata: bool,
+        metadata: dict[str, Any],
+        distribution: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Create a dataset without settings (a draft); add them with `add_setting`, then publish it."""
+        body: dict[str, Any] = {
+            "name": name,
+            "guidelines": guidelines,
+            "allow_extra_metadata": allow_extra_metadata,
+            "metadata": metadata,
+            "workspace_id": workspace_id,
+        }
+        if distribution:
+            body["distribution"] = distribution
+        return dict(self.request("POST", "/datasets", json=body))
+
+    def publish_dataset(self, dataset_id: str) -> None:
+        """Publish a draft dataset, so that annotators see it."""
+        self.request("PUT", f"/datasets/{dataset_id}/publish")
+
+    def has_records(self, dataset_id: str) -> bool:
+        """Whether a dataset holds any record."""
+        page = self.request("GET", f"/datasets/{dataset_id}/records", params={"limit": 1, "offset": 0})
+        return bool(page["items"])
+
+    def ensure_dataset(self, *, name: str, workspace: str, settings: rg.Settings) -> DatasetEnsured:
+        """Create a workspace and a dataset with these settings, or find the existing dataset."""
         import argilla as rg
 
-        from campaign.templates import diff_settings, settings_summary
-
-        workspace, workspace_created = self.ensure_workspace(campaign.workspace)
-        existing = self.find_dataset(campaign.name, campaign.workspace)
+        ws, workspace_created = self.ensure_workspace(workspace)
+        existing = self.find_dataset(name, workspace)
         if existing is not None:
-            dataset = self.sdk.datasets(campaign.name, workspace=campaign.workspace)
-            differences = diff_settings(settings_summary(settings), settings_summary(dataset.settings))
-            return EnsureResult(
-                False, workspace_created, str(existing["id"]), self.dataset_url(existing["id"]), differences
+            found = self.sdk.datasets(name, workspace=workspace)
+            dataset_id = str(existing["id"])
+            return DatasetEnsured(
+                dataset_id, self.dataset_url(existing["id"]), False, workspace_created, found.settings
             )
         sdk = self.sdk
         try:
-            dataset = rg.Dataset(
-                name=campaign.name, workspace=workspace["name"], settings=settings, client=sdk
-            )
+            dataset = rg.Dataset(name=name, workspace=ws["name"], settings=settings, client=sdk)
             dataset.create()
         except CampaignError:
             raise
         except Exception as exc:
-            msg = f"Argilla could not create dataset {campaign.name!r}: {exc}"
+            msg = f"Argilla could not create dataset {name!r}: {exc}"
             raise ServerError(msg) from None
-        return EnsureResult(True, workspace_created, str(dataset.id), self.dataset_url(str(dataset.id)))
+        return DatasetEnsured(str(dataset.id), self.dataset_url(str(dataset.id)), True, workspace_created)
 
     def dataset_progress(self, dataset_id: str) -> dict[str, Any]:
         """Argilla's own progress counts of a dataset."""
@@ -347,15 +303,23 @@ class ArgillaClient:
             found.update(str(item["record"]["external_id"]) for item in result["items"])
         return found
 
-    def upsert_records(self, dataset_id: str, records: list[dict[str, Any]]) -> int:
-        """Create or update records by external id, in transactions of up to 500."""
-        for start in range(0, len(records), BULK_SIZE):
-            chunk = records[start : start + BULK_SIZE]
+    def upsert_records(
+        self, dataset_id: str, records: Sequence[StoredRecord], *, question_ids: dict[str, str]
+    ) -> int:
+        """Create or update records by external id, with their responses, in transactions of up to 500."""
+        bodies = [stored_record_body(record, question_ids) for record in records]
+        for start in range(0, len(bodies), BULK_SIZE):
+            chunk = bodies[start : start + BULK_SIZE]
             self.request("PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": chunk})
-        return len(records)
+        return len(bodies)
 
     def create_records(
-        self, dataset_id: str, records: list[dict[str, Any]], *, fast_path: bool = True
+        self,
+        dataset_id: str,
+        records: Sequence[RecordPayload],
+        *,
+        questions: QuestionIndex,
+        fast_path: bool = True,
     ) -> tuple[int, int]:
         """Create records by external id, leaving existing ones as they are; (created, already present).
 
@@ -364,9 +328,16 @@ class ArgillaClient:
         (webhooks, responses...), or with `fast_path=False`, the stock bulk upsert, which updates
         existing records and whose records all count as created.
         """
+        return self._create_bodies(
+            dataset_id, [record_body(record, questions) for record in records], fast_path=fast_path
+        )
+
+    def _create_bodies(
+        self, dataset_id: str, bodies: list[dict[str, Any]], *, fast_path: bool = True
+    ) -> tuple[int, int]:
         created = present = 0
-        for start in range(0, len(records), BULK_SIZE):
-            chunk = records[start : start + BULK_SIZE]
+        for start in range(0, len(bodies), BULK_SIZE):
+            chunk = bodies[start : start + BULK_SIZE]
             answer = self._create_bulk(dataset_id, chunk) if fast_path else None
             if answer is not None:
                 created += int(answer["created"])
@@ -511,35 +482,6 @@ class ArgillaClient:
         return dict(self.request("POST", f"/records/{record_id}/responses", json=body))
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    if "Connection refused" in text:
-        return "connection refused"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "unknown host"
-    return type(exc).__name__
-
-
-def _detail(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    if isinstance(detail, dict):
-        return str(detail.get("message") or detail.get("params") or detail)
-    if isinstance(detail, list):
-        parts = []
-        for item in detail[:3]:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
-                parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
-            else:
-                parts.append(str(item))
-        return "; ".join(parts)
-    return str(detail)
-
-
 def connect(*, home: Path | None = None, check: bool = True) -> ArgillaClient:
     """A client for the configured server (env first, then the local server's credentials)."""
     conn = resolve_connection(home=home)
@@ -560,11 +502,6 @@ def connect(*, home: Path | None = None, check: bool = True) -> ArgillaClient:
     if check:
         client.me()
     return client
-
-
-def ensure_dataset(campaign: CampaignFile, settings: rg.Settings) -> EnsureResult:
-    """Create or check the campaign's dataset on the configured server."""
-    return connect().ensure_dataset(campaign, settings)
 
 
 def random_password() -> str:
