@@ -1,5 +1,8 @@
 """Start, stop and inspect the local Argilla: redis-server, argilla-server and an rq worker.
 
+This runs in the CLI's process. The argilla-server processes it starts run `LAUNCHER`
+(campaign.server.plugin.launcher), which loads the plugin before argilla-server starts.
+
 Layout of a home dir:
   credentials.json   owner's api_url, api_key, username, password (0600)
   server.json        the choices of the last start (host, port, database and redis URLs)
