@@ -142,16 +142,16 @@ def measure_baseline(campaign_dir: Path, work: Path) -> dict[str, Any]:
 def measure_export(campaign_dir: Path, work: Path) -> dict[str, Any]:
     """load_snapshot + export_snapshot(dpo, kto) into a fresh folder, timing its three stages.
 
-    export_snapshot to a folder without a Hub repo is build_export then write_export; they are called
-    here one after the other, as it calls them, so that each stage gets its own time.
+    export_snapshot to a folder without a Hub repo is the card's agreement, build_export, then write_export;
+    the last two are called here one after the other, as it calls them, so that each stage gets its own time.
     """
-    from campaign.export import build_export, write_export
+    from campaign.export import ExportOptions, build_export, write_export
     from campaign.snapshot import load_snapshot
 
     start = time.perf_counter()
     snapshot = load_snapshot(campaign_dir)
     loaded = time.perf_counter()
-    result = build_export(snapshot, formats=["dpo", "kto"])
+    result = build_export(snapshot, ExportOptions(formats=["dpo", "kto"]))
     built = time.perf_counter()
     result = write_export(result, work / "export", overwrite=True, jsonl=False, repo_id=None)
     seconds = time.perf_counter() - start

@@ -216,6 +216,26 @@ def load_campaign(path_or_dir: str | Path = ".") -> CampaignFile:
     return campaign
 
 
+def seed_kind(campaign: CampaignFile) -> str:
+    """The built-in record layout (rating, ranking, binary) that the campaign's template follows."""
+    if campaign.template in TEMPLATE_NAMES:
+        return str(campaign.template)
+    name = campaign.load_template().name
+    if name in TEMPLATE_NAMES:
+        return str(name)
+    msg = (
+        f"Template {campaign.template!r} is named {name!r}; seeding needs a template named one of "
+        f"{', '.join(TEMPLATE_NAMES)} so that it knows the record layout."
+    )
+    raise UsageError(msg)
+
+
+def load_campaign_in(directory: str | Path) -> CampaignFile | None:
+    """The directory's campaign.yaml, read as `load_campaign` does, or None when it has none."""
+    path = Path(directory).expanduser() / CAMPAIGN_FILENAME
+    return load_campaign(path) if path.is_file() else None
+
+
 # --- campaign init ----------------------------------------------------------------------
 
 

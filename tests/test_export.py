@@ -16,6 +16,7 @@ from test_export_data import label, rating_campaign, ratings, record, snapshot
 from campaign.consensus import ConsensusPolicy, consolidate_pairs, consolidate_unpaired
 from campaign.errors import AuthenticationFailed, InputError, NotEnoughData, NotFound, UsageError
 from campaign.export import (
+    ExportOptions,
     build_export,
     export_snapshot,
     kto_weights,
@@ -192,11 +193,7 @@ def test_folder_layout_manifest_and_card(tmp_path):
     result = export_snapshot(
         rating_campaign(60),
         out,
-        formats="all",
-        jsonl=True,
-        name="Dutch DPO",
-        language="nl",
-        license="apache-2.0",
+        ExportOptions(formats="all", jsonl=True, name="Dutch DPO", language="nl", license="apache-2.0"),
     )
     assert result.path == str(out)
     names = set(files_of(out))
@@ -232,8 +229,8 @@ def test_folder_layout_manifest_and_card(tmp_path):
 def test_reexport_is_byte_identical(tmp_path):
     snap = rating_campaign(40)
     options = {"formats": "all", "chat": True, "system_prompt": "Hi", "jsonl": True, "test_size": 0.3}
-    export_snapshot(snap, tmp_path / "a", **options)
-    export_snapshot(snap, tmp_path / "b", **options)
+    export_snapshot(snap, tmp_path / "a", ExportOptions(**options))
+    export_snapshot(snap, tmp_path / "b", ExportOptions(**options))
     first, second = files_of(tmp_path / "a"), files_of(tmp_path / "b")
     assert first == second and len(first) > 6
 
@@ -241,7 +238,9 @@ def test_reexport_is_byte_identical(tmp_path):
 def test_parquet_files_are_snappy_with_dictionaries_only_for_repetitive_columns(tmp_path):
     import pyarrow.parquet as pq
 
-    export_snapshot(rating_campaign(40), tmp_path / "out", formats=["dpo", "kto"], test_size=0.0)
+    export_snapshot(
+        rating_campaign(40), tmp_path / "out", ExportOptions(formats=["dpo", "kto"], test_size=0.0)
+    )
     for fmt, free_text in (("dpo", {"prompt", "chosen", "rejected"}), ("kto", {"prompt", "completion"})):
         meta = pq.ParquetFile(tmp_path / "out" / fmt / "train.parquet").metadata
         columns = {
@@ -261,16 +260,16 @@ def test_refuses_non_empty_folder_unless_overwrite(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(UsageError, match="--overwrite"):
-        export_snapshot(rating_campaign(10), out, formats="dpo")
+        export_snapshot(rating_campaign(10), out, ExportOptions(formats="dpo"))
     assert files_of(out) == {"keep.txt": b"mine"}
-    export_snapshot(rating_campaign(10), out, formats="dpo", overwrite=True)
+    export_snapshot(rating_campaign(10), out, ExportOptions(formats="dpo", overwrite=True))
     assert "keep.txt" not in files_of(out) and (out / "dpo" / "train.parquet").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
 
 
 def test_empty_existing_folder_is_fine(tmp_path):
     (tmp_path / "export").mkdir()
-    export_snapshot(rating_campaign(10), tmp_path / "export", formats="kto")
+    export_snapshot(rating_campaign(10), tmp_path / "export", ExportOptions(formats="kto"))
     assert (tmp_path / "export" / "kto" / "train.parquet").is_file()
 
 
@@ -286,13 +285,13 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(writers, "write_frame", flaky)
     with pytest.raises(KeyboardInterrupt):
-        export_snapshot(rating_campaign(30), tmp_path / "export", formats="all")
+        export_snapshot(rating_campaign(30), tmp_path / "export", ExportOptions(formats="all"))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupted_overwrite_keeps_the_old_export(tmp_path, monkeypatch):
     out = tmp_path / "export"
-    export_snapshot(rating_campaign(10), out, formats="dpo")
+    export_snapshot(rating_campaign(10), out, ExportOptions(formats="dpo"))
     before = files_of(out)
 
     def boom(*args, **kwargs):
@@ -300,7 +299,7 @@ def test_interrupted_overwrite_keeps_the_old_export(tmp_path, monkeypatch):
 
     monkeypatch.setattr(writers, "render_card", boom)
     with pytest.raises(OSError, match="disk full"):
-        export_snapshot(rating_campaign(20), out, formats="all", overwrite=True)
+        export_snapshot(rating_campaign(20), out, ExportOptions(formats="all", overwrite=True))
     assert files_of(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
 
@@ -308,7 +307,7 @@ def test_interrupted_overwrite_keeps_the_old_export(tmp_path, monkeypatch):
 def test_nothing_kept_raises_with_reasons(tmp_path):
     snap = snapshot(record("r1", ["a", "b"]), ratings("r1", "x", [3, 3]) + ratings("r1", "y", [3, 3]))
     with pytest.raises(NotEnoughData, match="tie=1"):
-        export_snapshot(snap, tmp_path / "out", formats="dpo")
+        export_snapshot(snap, tmp_path / "out", ExportOptions(formats="dpo"))
     assert not (tmp_path / "out").exists()
 
 
@@ -321,22 +320,24 @@ def test_empty_formats_are_skipped_when_others_have_data(tmp_path):
 
 
 def test_rounds_are_selected_and_recorded(tmp_path):
-    result = export_snapshot(rating_campaign(30), tmp_path / "o", formats="dpo", rounds=[2])
+    result = export_snapshot(rating_campaign(30), tmp_path / "o", ExportOptions(formats="dpo", rounds=[2]))
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["rounds"] == [2] and manifest["options"]["rounds"] == [2]
     frame = pl.read_parquet(tmp_path / "o" / "dpo" / "train.parquet")
     assert set(frame["round"]) == {2}
     assert result.formats["dpo"].consolidation.total == 15
     with pytest.raises(UsageError, match=r"Round\(s\) 9 not in the snapshot"):
-        build_export(rating_campaign(4), rounds=[9])
+        build_export(rating_campaign(4), ExportOptions(rounds=[9]))
 
 
 def test_usernames_never_written_unless_asked(tmp_path):
     snap = rating_campaign(20)
     policy = ConsensusPolicy(exclude_annotators=["mallory"])
-    export_snapshot(snap, tmp_path / "plain", formats="all", policy=policy, jsonl=True)
+    export_snapshot(snap, tmp_path / "plain", ExportOptions(formats="all", policy=policy, jsonl=True))
     export_snapshot(
-        snap, tmp_path / "anon", formats="all", policy=policy, jsonl=True, annotators="anonymised"
+        snap,
+        tmp_path / "anon",
+        ExportOptions(formats="all", policy=policy, jsonl=True, annotators="anonymised"),
     )
     for folder in ("plain", "anon"):
         for name, data in files_of(tmp_path / folder).items():
@@ -344,7 +345,7 @@ def test_usernames_never_written_unless_asked(tmp_path):
                 assert user not in data, f"{user!r} in {folder}/{name}"
     anon = pl.read_parquet(tmp_path / "anon" / "dpo" / "train.parquet")
     assert all(name.startswith("annotator-") for names in anon["annotators"] for name in names)
-    export_snapshot(snap, tmp_path / "named", formats="dpo", annotators="usernames")
+    export_snapshot(snap, tmp_path / "named", ExportOptions(formats="dpo", annotators="usernames"))
     named = pl.read_parquet(tmp_path / "named" / "dpo" / "train.parquet")
     assert set(named["annotators"].explode()) == {"alice", "bob"}
 
@@ -361,7 +362,7 @@ def load(folder: Path, fmt: str):
 
 
 def test_datasets_loads_standard_exports(tmp_path):
-    export_snapshot(rating_campaign(60), tmp_path / "out", formats="all", test_size=0.3)
+    export_snapshot(rating_campaign(60), tmp_path / "out", ExportOptions(formats="all", test_size=0.3))
     dpo = load(tmp_path / "out", "dpo")
     assert set(dpo) == {"train", "test"}
     assert dpo["train"].column_names[:3] == ["prompt", "chosen", "rejected"]
@@ -373,7 +374,11 @@ def test_datasets_loads_standard_exports(tmp_path):
 
 
 def test_datasets_loads_conversational_exports(tmp_path):
-    export_snapshot(rating_campaign(30), tmp_path / "out", formats="all", chat=True, system_prompt="Be kind.")
+    export_snapshot(
+        rating_campaign(30),
+        tmp_path / "out",
+        ExportOptions(formats="all", chat=True, system_prompt="Be kind."),
+    )
     row = load(tmp_path / "out", "orpo")["train"][0]
     assert row["prompt"][0] == {"role": "system", "content": "Be kind."}
     assert row["prompt"][1]["role"] == "user"
@@ -412,7 +417,7 @@ class RecordingApi:
 def test_push_creates_private_repo_and_uploads_in_one_commit(tmp_path):
     api = RecordingApi()
     result = export_snapshot(
-        rating_campaign(20), tmp_path / "out", formats="dpo", hub_repo="me/data", api=api
+        rating_campaign(20), tmp_path / "out", ExportOptions(formats="dpo", hub_repo="me/data"), api=api
     )
     assert result.hub_url == "https://huggingface.co/datasets/me/data"
     assert [name for name, _ in api.calls] == ["create_repo", "upload_folder"]
@@ -427,14 +432,14 @@ def test_push_creates_private_repo_and_uploads_in_one_commit(tmp_path):
 def test_push_without_out_uses_a_temporary_folder(tmp_path):
     api = RecordingApi()
     result = export_snapshot(
-        rating_campaign(20), None, formats="kto", hub_repo="me/kto", private=False, api=api
+        rating_campaign(20), None, ExportOptions(formats="kto", hub_repo="me/kto", private=False), api=api
     )
     assert result.path is None and api.calls[0][1]["private"] is False
     assert not Path(api.calls[1][1]["folder_path"]).exists()
 
 
 def test_push_errors_are_translated(tmp_path):
-    export_snapshot(rating_campaign(10), tmp_path / "out", formats="dpo")
+    export_snapshot(rating_campaign(10), tmp_path / "out", ExportOptions(formats="dpo"))
     with pytest.raises(AuthenticationFailed, match="hf auth login"):
         push_to_hub(tmp_path / "out", "me/data", api=RecordingApi(fail_status=401))
     with pytest.raises(NotFound, match="not an export folder"):
@@ -445,13 +450,15 @@ def test_push_errors_are_translated(tmp_path):
 
 def test_token_is_never_written(tmp_path):
     api = RecordingApi()
-    export_snapshot(rating_campaign(10), tmp_path / "out", hub_repo="me/x", token="hf_secret123", api=api)
+    export_snapshot(
+        rating_campaign(10), tmp_path / "out", ExportOptions(hub_repo="me/x"), token="hf_secret123", api=api
+    )
     assert all(b"hf_secret123" not in data for data in files_of(tmp_path / "out").values())
     assert api.calls[0][1]["token"] == "hf_secret123"
 
 
 def test_write_export_from_a_built_result(tmp_path):
-    result = build_export(rating_campaign(10), formats=["kto", "dpo"])
+    result = build_export(rating_campaign(10), ExportOptions(formats=["kto", "dpo"]))
     assert list(result.formats) == ["dpo", "kto"]
     written = write_export(result, tmp_path / "o")
     assert written.path == str(tmp_path / "o") and result.path is None
@@ -461,7 +468,7 @@ def test_write_export_from_a_built_result(tmp_path):
 def test_card_shows_agreement_table(tmp_path):
     stat = {"statistic": "alpha", "level": "ordinal", "value": 0.8123, "n_units": 40}
     agreement = {"overall": stat, "per_question": {"rating_1": {**stat, "value": None, "reason": "too few"}}}
-    export_snapshot(rating_campaign(10), tmp_path / "o", formats="dpo", agreement=agreement)
+    export_snapshot(rating_campaign(10), tmp_path / "o", ExportOptions(formats="dpo"), agreement=agreement)
     card = (tmp_path / "o" / "README.md").read_text()
     assert "| overall | alpha | ordinal | 0.812 | 40 |" in card
     assert "| rating_1 | alpha | ordinal | too few | 40 |" in card

@@ -51,7 +51,8 @@ def test_json_summary(campaign_dir, tmp_path):
 
 def test_policy_from_campaign_yaml_then_flags(campaign_dir, tmp_path):
     (campaign_dir / "campaign.yaml").write_text(
-        "name: demo\nlanguage: nl\nconsensus:\n  rating:\n    min_margin: 2\n", encoding="utf-8"
+        "name: demo\nworkspace: demo\nlanguage: nl\nconsensus:\n  rating:\n    min_margin: 2\n",
+        encoding="utf-8",
     )
     strict = json.loads(run("--campaign", str(campaign_dir), "--out", str(tmp_path / "a"), "--json").stdout)
     relaxed = json.loads(
@@ -66,15 +67,18 @@ def test_policy_from_campaign_yaml_then_flags(campaign_dir, tmp_path):
 
 
 def test_campaign_yaml_path_is_accepted(campaign_dir, tmp_path):
-    (campaign_dir / "campaign.yaml").write_text("name: demo\n", encoding="utf-8")
+    (campaign_dir / "campaign.yaml").write_text("name: demo\nworkspace: demo\n", encoding="utf-8")
     result = run("--campaign", str(campaign_dir / "campaign.yaml"), "--out", str(tmp_path / "o"))
     assert result.exit_code == 0, result.stderr
 
 
-def test_bad_policy_is_a_usage_error(campaign_dir, tmp_path):
-    (campaign_dir / "campaign.yaml").write_text("consensus:\n  rating:\n    methd: mean\n", encoding="utf-8")
+def test_bad_policy_names_the_file_line_and_key(campaign_dir, tmp_path):
+    (campaign_dir / "campaign.yaml").write_text(
+        "name: demo\nworkspace: demo\nconsensus:\n  rating:\n    methd: mean\n", encoding="utf-8"
+    )
     result = run("--campaign", str(campaign_dir), "--out", str(tmp_path / "o"))
-    assert result.exit_code == 2 and "consensus.rating.methd" in result.stderr
+    # A bad campaign.yaml is a configuration error (exit 1) in every command that reads it.
+    assert result.exit_code == 1 and "campaign.yaml:5: unknown key 'consensus.rating.methd'" in result.stderr
 
 
 def test_missing_snapshot_says_what_to_run(tmp_path):

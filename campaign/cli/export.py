@@ -9,66 +9,9 @@ import click
 
 from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stderr
-from campaign.errors import CampaignError, ConfigError, UsageError
+from campaign.errors import UsageError
 
 METHODS = ("mean", "median", "borda", "mean_rank", "majority", "unanimous")
-AGREEMENT_KEYS = (
-    "template",
-    "level",
-    "n_records",
-    "n_annotators",
-    "n_responses",
-    "overall",
-    "per_question",
-    "fleiss",
-    "kendall_w",
-)
-
-
-def read_campaign_settings(campaign_dir: Path) -> dict[str, Any]:
-    """The parts of campaign.yaml an export uses: name, language, `consensus:` and `export.license`."""
-    import yaml
-
-    path = campaign_dir / "campaign.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        msg = f"Cannot read {path}: {exc}"
-        raise ConfigError(msg) from None
-    if not isinstance(data, dict):
-        msg = f"{path} must be a mapping of keys (name: ..., consensus: ...)."
-        raise ConfigError(msg)
-    consensus = data.get("consensus") or {}
-    if not isinstance(consensus, dict):
-        msg = f"{path}: 'consensus' must be a mapping (method, min_margin, ...)."
-        raise ConfigError(msg)
-    export = data.get("export")
-    if not isinstance(export, dict):
-        export = {}
-    return {
-        "name": data.get("name") if isinstance(data.get("name"), str) else None,
-        "language": data.get("language") if isinstance(data.get("language"), str) else None,
-        "license": export.get("license") if isinstance(export.get("license"), str) else None,
-        "consensus": consensus,
-        "path": str(path),
-    }
-
-
-def _agreement_summary(snapshot: Any) -> dict[str, Any] | None:
-    """Campaign-level agreement for the card, without per-annotator rows (no usernames leave the machine)."""
-    template = snapshot.meta.get("template")
-    if not template:
-        return None
-    try:
-        from campaign.agreement import campaign_agreement
-
-        report = campaign_agreement(snapshot.responses, str(template)).to_dict()
-    except (ImportError, CampaignError, ValueError) as exc:
-        note(f"[yellow]Agreement left out of the card: {exc}[/yellow]")
-        return None
-    return {key: report[key] for key in AGREEMENT_KEYS if report.get(key) is not None}
 
 
 @click.command()
@@ -146,8 +89,8 @@ def export(
         campaign export --campaign haiku-kto --format all --chat --out exports/all
         campaign export --campaign dutch-dpo --format dpo --push-to-hub me/dutch-dpo
     """
-    from campaign.consensus.policy import policy_from_mapping
-    from campaign.export import export_snapshot
+    from campaign.campaign_file import load_campaign_in
+    from campaign.export import ExportOptions, export_snapshot
     from campaign.snapshot import load_snapshot
 
     if campaign_dir.is_file():
@@ -156,30 +99,26 @@ def export(
         if round_numbers and rounds:
             msg = "Use either --round N (repeatable) or --rounds all, not both."
             raise UsageError(msg)
-        settings = read_campaign_settings(campaign_dir)
-        policy = policy_from_mapping(settings.get("consensus"), where=f"{settings.get('path')}: consensus")
-        policy = policy.with_overrides(method=method, min_margin=min_margin, judge_fallback=judge_fallback)
-        snapshot = load_snapshot(campaign_dir)
-        result = export_snapshot(
-            snapshot,
-            out,
+        options = ExportOptions.for_campaign(
+            load_campaign_in(campaign_dir),
+            method=method,
+            min_margin=min_margin,
+            judge_fallback=judge_fallback,
             formats=fmt,
-            policy=policy,
-            rounds=list(round_numbers) or None,
+            rounds=round_numbers or None,
             chat=chat,
             system_prompt=system_prompt,
             test_size=test_size,
             seed=seed,
-            annotators=annotators,  # type: ignore[arg-type]
+            annotators=annotators,
             jsonl=jsonl,
             overwrite=overwrite,
-            name=settings.get("name"),
-            language=settings.get("language"),
-            license=settings.get("license") or "other",
-            agreement=_agreement_summary(snapshot),
             hub_repo=hub_repo,
             private=not public,
         )
+        result = export_snapshot(load_snapshot(campaign_dir), out, options)
+    for line in result.notes:
+        note(f"[yellow]{line}[/yellow]")
     summary = result.summary()
     if as_json:
         print_json(summary)

@@ -13,7 +13,6 @@ from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stderr, stdout
 
 if TYPE_CHECKING:
-    from campaign.campaign_file import CampaignFile
     from campaign.seed import PlanPreview
 
 
@@ -98,7 +97,7 @@ def seed(
         campaign seed ./distiset --campaign dutch-dpo --round 2
         campaign seed data.jsonl --map prompt=question --map responses=answer_a,answer_b
     """
-    from campaign.campaign_file import load_campaign
+    from campaign.campaign_file import load_campaign, seed_kind
     from campaign.seed import SeedOptions, describe_plan, open_source, plan_records, write_plan
 
     mapping = _parse_map(maps)
@@ -168,23 +167,6 @@ def seed(
         f"{outcome.report.rows_skipped} rows skipped, in {outcome.seconds:.1f}s."
     )
     stdout.print(f"Annotators work at {summary['dataset']['url']}")
-
-
-def seed_kind(campaign: CampaignFile) -> str:
-    """The built-in record layout (rating, ranking, binary) that the campaign's template follows."""
-    from campaign.errors import UsageError
-    from campaign.seed import TEMPLATES
-
-    if campaign.template in TEMPLATES:
-        return str(campaign.template)
-    name = campaign.load_template().name
-    if name in TEMPLATES:
-        return str(name)
-    msg = (
-        f"Template {campaign.template!r} is named {name!r}; seeding needs a template named one of "
-        f"{', '.join(TEMPLATES)} so that it knows the record layout."
-    )
-    raise UsageError(msg)
 
 
 def _show_report(report: dict[str, Any]) -> None:

@@ -77,8 +77,7 @@ def status(
 
 
 def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> dict[str, Any]:
-    from campaign.campaign_file import load_campaign
-    from campaign.cli.seed import seed_kind
+    from campaign.campaign_file import load_campaign, seed_kind
     from campaign.report import build_report
     from campaign.snapshot import load_snapshot, sync_snapshot
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from campaign.consensus import ConsensusPolicy, Consolidation, consolidate
+from campaign.consensus import Consolidation, consolidate
 from campaign.errors import NotEnoughData, UsageError
 from campaign.export.card import kto_weights
-from campaign.export.formats import FORMATS, AnnotatorMode, check_format, pseudonym, to_format
-from campaign.export.splits import check_test_size, split_by_prompt, test_prompts
+from campaign.export.formats import pseudonym, to_format
+from campaign.export.options import ExportOptions
+from campaign.export.splits import split_by_prompt, test_prompts
 from campaign.snapshot import Snapshot
 
 
@@ -64,6 +65,8 @@ class ExportResult:
     info: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
     hub_url: str | None = None
+    # Things the caller should tell the user, e.g. why the card has no agreement.
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """Plain data for --json and logs."""
@@ -76,19 +79,6 @@ class ExportResult:
             "formats": {name: fmt.summary() for name, fmt in self.formats.items()},
             "skipped": {name: c.as_dict() for name, c in self.skipped.items()},
         }
-
-
-def resolve_formats(formats: str | Iterable[str]) -> list[str]:
-    """'all' or a list of format names -> the ordered, checked list."""
-    names = [formats] if isinstance(formats, str) else list(formats)
-    if "all" in names:
-        return list(FORMATS)
-    for name in names:
-        check_format(name)
-    if not names:
-        msg = "Choose at least one format: dpo, orpo, kto or all."
-        raise UsageError(msg)
-    return [name for name in FORMATS if name in names]
 
 
 def _rounds(records: pl.DataFrame, rounds: Sequence[int] | None) -> list[int]:
@@ -109,24 +99,20 @@ def _salt(meta: Mapping[str, Any]) -> str:
 
 def build_export(
     snapshot: Snapshot,
+    options: ExportOptions | None = None,
     *,
-    formats: str | Iterable[str] = "all",
-    policy: ConsensusPolicy | None = None,
-    rounds: Sequence[int] | None = None,
-    chat: bool = False,
-    system_prompt: str | None = None,
-    test_size: float = 0.1,
-    seed: int = 0,
-    annotators: AnnotatorMode = "omit",
-    name: str | None = None,
-    language: str | None = None,
-    license: str = "other",
     agreement: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Consensus, TRL columns, validation and train/test split for each format; nothing touches disk."""
-    policy = policy or ConsensusPolicy()
-    names = resolve_formats(formats)
-    check_test_size(test_size)
+    options = options or ExportOptions()
+    policy, rounds, annotators = options.policy, options.rounds, options.annotators
+    chat, system_prompt, test_size, seed = (
+        options.chat,
+        options.system_prompt,
+        options.test_size,
+        options.seed,
+    )
+    names = list(options.formats)
     covered = _rounds(snapshot.records, rounds)
     min_submitted = snapshot.meta.get("min_submitted")
     consensus_args: dict[str, Any] = {
@@ -192,7 +178,8 @@ def build_export(
         policy_data["exclude_annotators"] = sorted(
             pseudonym(user, salt=salt) for user in policy_data["exclude_annotators"]
         )
-    options = {
+    # What the manifest records and the config hash covers.
+    recorded = {
         "formats": names,
         "rounds": "all" if rounds is None else covered,
         "chat": chat,
@@ -202,15 +189,20 @@ def build_export(
         "annotators": annotators,
     }
     config_hash = hashlib.sha256(
-        json.dumps({"policy": policy.model_dump(mode="json"), "options": options}, sort_keys=True).encode()
+        json.dumps({"policy": policy.model_dump(mode="json"), "options": recorded}, sort_keys=True).encode()
     ).hexdigest()[:16]
-    info = {"name": name, "language": language, "license": license, "agreement": dict(agreement or {})}
+    info = {
+        "name": options.name,
+        "language": options.language,
+        "license": options.license,
+        "agreement": dict(agreement or {}),
+    }
     return ExportResult(
         formats=built,
         skipped=skipped,
         snapshot_meta=dict(snapshot.meta),
         policy=policy_data,
-        options=options,
+        options=recorded,
         rounds=covered,
         config_hash=config_hash,
         info=info,

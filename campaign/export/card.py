@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from campaign.errors import CampaignError
+
+if TYPE_CHECKING:
+    from campaign.snapshot import Snapshot
 
 LOW, HIGH = (
     1.0,
@@ -17,6 +22,33 @@ TRAINERS = {
     "orpo": ("from trl.experimental.orpo import ORPOConfig, ORPOTrainer", "ORPOTrainer", "ORPOConfig"),
     "kto": ("from trl import KTOConfig, KTOTrainer", "KTOTrainer", "KTOConfig"),
 }
+
+# The campaign-level statistics the card shows: per-annotator rows stay out (no usernames leave the machine).
+AGREEMENT_KEYS = (
+    "template",
+    "level",
+    "n_records",
+    "n_annotators",
+    "n_responses",
+    "overall",
+    "per_question",
+    "fleiss",
+    "kendall_w",
+)
+
+
+def card_agreement(snapshot: Snapshot) -> tuple[dict[str, Any] | None, str | None]:
+    """The snapshot's campaign-level agreement for the card, or None and why it is left out."""
+    template = snapshot.meta.get("template")
+    if not template:
+        return None, None
+    try:
+        from campaign.agreement import campaign_agreement
+
+        report = campaign_agreement(snapshot.responses, str(template)).to_dict()
+    except (ImportError, CampaignError, ValueError) as exc:
+        return None, f"Agreement left out of the card: {exc}"
+    return {key: report[key] for key in AGREEMENT_KEYS if report.get(key) is not None}, None
 
 
 def kto_weights(n_desirable: int, n_undesirable: int) -> dict[str, float] | None:
