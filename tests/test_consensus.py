@@ -9,13 +9,7 @@ from hypothesis import strategies as st
 from test_export_data import frames, label, ranks, ratings, record, suggestion
 
 from campaign import consensus as c
-from campaign.consensus import (
-    ConsensusPolicy,
-    consolidate_pairs,
-    consolidate_unpaired,
-    engine,
-    policy_from_mapping,
-)
+from campaign.consensus import ConsensusPolicy, consolidate_pairs, consolidate_unpaired, policy_from_mapping
 from campaign.errors import InputError, UsageError
 
 
@@ -446,42 +440,28 @@ def test_examples_come_by_prompt_then_record_id_whatever_order_the_records_come_
     ]
 
 
-# --- record positions ---------------------------------------------------------------------------------
+# --- votes ------------------------------------------------------------------------------------------------
 
 
-def test_record_positions_join_hashes_and_fall_back_to_the_exact_cast(monkeypatch):
-    known = pl.Series(["a", "b", "c"])
-    ids = pl.Series(["c", None, "x", "a", "b", "a"])
-    expected = [2, None, None, 0, 1, 0]
-    assert engine._positions(ids, known).to_list() == expected
-    # Every text sharing one hash: the known ids are not told apart, so the cast decides.
-    monkeypatch.setattr(engine, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
-    assert engine._positions(ids, known).to_list() == expected
-    # An unknown id (and a null one) whose hash matches a known id's: the comparison of the ids catches it.
-    one = pl.Series(["a"])
-    assert engine._positions(pl.Series(["a", "x", None]), one).to_list() == [0, None, None]
-
-
-def test_record_positions_of_runs_match_positions_of_every_id(monkeypatch):
-    # Ids in runs (as a sync writes them: record by record) are looked up once per run, nulls and unknown
-    # ids included; the same ids one by one give the same positions.
-    known = pl.Series(["a", "b", "c"])
-    runs = ["b", "b", "b", None, None, "a", "a", "x", "x", "c", "b", "b"]
-    expected = [1, 1, 1, None, None, 0, 0, None, None, 2, 1, 1]
-    assert engine._positions(pl.Series(runs), known).to_list() == expected
-    assert engine._lookup(pl.Series(runs), known).to_list() == expected
-    monkeypatch.setattr(engine, "_hashes", lambda s: pl.Series([7] * s.len(), dtype=pl.UInt64))
-    assert engine._positions(pl.Series(runs), known).to_list() == expected
-    assert engine._positions(pl.Series([], dtype=pl.String), known).to_list() == []
-
-
-@pytest.mark.parametrize("far_slot", [3, 100])  # few slots: one slot at a time; many: numpy's any
-def test_duplicate_check_marks_who_voted_on_each_record(far_slot):
-    rows = pl.DataFrame(
-        {"rid": [0, 0, 2, 2, 2], "eff_slot": [1, far_slot, 1, 2, 2], "code": [1, 1, 0, 2, 2]},
-        schema={"rid": pl.UInt32, "eff_slot": pl.Int64, "code": pl.UInt32},
+def test_votes_on_unknown_or_null_record_ids_are_ignored():
+    recs = record("r1", ["good", "bad"]) + record("r2", ["fine", "poor"])
+    resp = ratings("r1", "alice", [5, 1]) + ratings("r1", "bob", [4, 2]) + ratings("r2", "bob", [5, 1])
+    records, clean, suggestions = frames(recs, resp)
+    # Votes on an unknown record id and on a null one, which would otherwise decide r2.
+    stray = frames(recs, ratings("r2", "alice", [1, 5]) * 2)[1].with_columns(
+        record_id=pl.Series(["x", "x", None, None], dtype=pl.String)
     )
-    duplicated, voted = engine._has_duplicates(rows, 3, 0, 3)
-    assert duplicated
-    assert voted.tolist() == [False, True, False, False, False, False, True, False, True]
-    assert engine._has_duplicates(rows.head(4), 3, 0, 3)[0] is False
+    with_stray = pl.concat([clean, stray])
+    for build in (consolidate_pairs, consolidate_unpaired):
+        expected = build(records, clean, suggestions)
+        got = build(records, with_stray, suggestions)
+        assert got.frame.equals(expected.frame) and got.dropped == expected.dropped
+
+
+def test_a_repeated_vote_counts_once_and_the_last_row_wins():
+    recs = record("r1", ["good", "bad"])
+    resp = ratings("r1", "alice", [1, 5]) + ratings("r1", "alice", [5, 1]) + ratings("r1", "bob", [4, 2])
+    result = consolidate_pairs(*frames(recs, resp))
+    row = result.frame.row(0, named=True)
+    assert (row["chosen"], row["n_annotators"], row["annotators"]) == ("good", 2, ["alice", "bob"])
+    assert (row["chosen_score"], row["rejected_score"], row["agreement"]) == (4.5, 1.5, 1.0)

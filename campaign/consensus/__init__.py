@@ -1,15 +1,10 @@
 """Consensus: submitted responses -> DPO/ORPO pairs or KTO examples, under a `ConsensusPolicy`.
 
-`policy.py` holds the policy models, drop reasons and output schemas; the engine applies the rules.
+`policy.py` holds the policy models, drop reasons and output schemas; `votes.py` reads the snapshot's records
+and votes; `rules.py` states each rule; `examples.py` turns the decisions into pairs and KTO examples.
 """
 
-from campaign.consensus.engine import (
-    BAD,
-    GOOD,
-    consolidate,
-    consolidate_pairs,
-    consolidate_unpaired,
-)
+from campaign.consensus.examples import consolidate, consolidate_pairs, consolidate_unpaired
 from campaign.consensus.policy import (
     BELOW_MARGIN,
     BETWEEN_THRESHOLDS,
@@ -35,6 +30,7 @@ from campaign.consensus.policy import (
     policy_from_mapping,
     resolve_min_annotators,
 )
+from campaign.consensus.votes import BAD, GOOD
 
 __all__ = [
     "BAD",

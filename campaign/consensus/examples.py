@@ -1,0 +1,223 @@
+"""Consolidation: the rules' decisions turned into DPO/ORPO pairs and KTO examples, with the drop counts.
+
+Output columns: `PAIRS_SCHEMA` or `UNPAIRED_SCHEMA`, sorted by prompt id, then record id (then the rejected
+record, or the slot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import polars as pl
+
+from campaign.consensus.policy import (
+    IDENTICAL,
+    MIDDLE_RANK,
+    PAIRS_SCHEMA,
+    UNPAIRED,
+    UNPAIRED_SCHEMA,
+    ConsensusPolicy,
+    Consolidation,
+)
+from campaign.consensus.rules import binary_labels, chosen_and_rejected, rating_labels, stripped
+from campaign.consensus.votes import Inputs, read_inputs
+
+# The record fields that examples carry.
+RECORD_FIELDS = ("record_id", "prompt_id", "round", "prompt", "source", "n_annotators", "annotators")
+
+
+def consolidate_pairs(
+    records: pl.DataFrame,
+    responses: pl.DataFrame,
+    suggestions: pl.DataFrame | None = None,
+    *,
+    policy: ConsensusPolicy | None = None,
+    min_submitted: int | None = None,
+    rounds: Iterable[int] | None = None,
+) -> Consolidation:
+    """Preference pairs (prompt, chosen, rejected + provenance) for DPO and ORPO; one unit = one record."""
+    return consolidate(
+        records,
+        responses,
+        suggestions,
+        kinds=["pairs"],
+        policy=policy,
+        min_submitted=min_submitted,
+        rounds=rounds,
+    )["pairs"]
+
+
+def consolidate_unpaired(
+    records: pl.DataFrame,
+    responses: pl.DataFrame,
+    suggestions: pl.DataFrame | None = None,
+    *,
+    policy: ConsensusPolicy | None = None,
+    min_submitted: int | None = None,
+    rounds: Iterable[int] | None = None,
+) -> Consolidation:
+    """KTO examples (prompt, completion, label + provenance); one unit = one response of a record."""
+    return consolidate(
+        records,
+        responses,
+        suggestions,
+        kinds=["unpaired"],
+        policy=policy,
+        min_submitted=min_submitted,
+        rounds=rounds,
+    )["unpaired"]
+
+
+def consolidate(
+    records: pl.DataFrame,
+    responses: pl.DataFrame,
+    suggestions: pl.DataFrame | None = None,
+    *,
+    kinds: Iterable[str] = ("pairs", "unpaired"),
+    policy: ConsensusPolicy | None = None,
+    min_submitted: int | None = None,
+    rounds: Iterable[int] | None = None,
+    annotators: bool = True,
+) -> dict[str, Consolidation]:
+    """Several consolidations ('pairs', 'unpaired') of one snapshot, reading its votes once.
+
+    `annotators=False` leaves the `annotators` column out of the frames (for exports that omit it).
+    """
+    policy = policy or ConsensusPolicy()
+    inputs = read_inputs(records, responses, suggestions, policy, min_submitted, rounds, annotators)
+    return {kind: CONSOLIDATIONS[kind](inputs, policy) for kind in dict.fromkeys(kinds)}
+
+
+def _pairs(inputs: Inputs, policy: ConsensusPolicy) -> Consolidation:
+    """Rating and ranking records give a pair each; binary records are paired by prompt (`_pair_binary`)."""
+    scored = chosen_and_rejected(inputs, policy, ("rating", "ranking"))
+    kept = _with_record(
+        scored.filter(pl.col("reason").is_null()), inputs, ("chosen", "chosen_"), ("rejected", "rejected_")
+    ).with_columns(chosen="chosen_text", rejected="rejected_text", rejected_record_id="record_id")
+    binary = binary_labels(inputs, policy)
+    pairs, unpaired = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
+    frame = _finish([kept, pairs], PAIRS_SCHEMA, ["prompt_id", "record_id", "rejected_record_id"], inputs)
+    one = pl.lit(1)
+    dropped = _counts(
+        inputs.records.select("reason", weight=one),
+        scored.select("reason", weight=one),
+        binary.select("reason", weight=one),
+        unpaired,
+    )
+    return Consolidation(frame, inputs.records.height, kept.height + 2 * pairs.height, dropped, "records")
+
+
+def _pair_binary(labelled: pl.DataFrame, inputs: Inputs) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Pair the good and bad completions of each prompt: the best good (highest share of good votes) with the
+    worst bad, then the next ones; pairs of identical texts are dropped, and so are completions left without
+    an opposite label.
+
+    Returns the pairs and the (reason, weight) of the completions that were not paired.
+    """
+    items = _with_record(labelled.with_columns(slot=pl.lit(1, dtype=pl.Int64())), inputs, ("slot", ""))
+    rank = pl.int_range(pl.len()).over("prompt_id").alias("rank")
+    order = ["prompt_id", "share", "record_id"]
+    goods = items.filter(pl.col("label")).sort(order, descending=[False, True, False]).with_columns(rank)
+    bads = items.filter(~pl.col("label")).sort(order).with_columns(rank)
+    matched = goods.join(bads, on=["prompt_id", "rank"], how="inner", suffix="_r")
+    identical = stripped("text") == stripped("text_r")
+    judge = (pl.col("source") == "judge") | (pl.col("source_r") == "judge")
+    pairs = matched.filter(~identical).select(
+        "prompt",
+        "prompt_id",
+        "record_id",
+        annotators=pl.concat_list("annotators", "annotators_r").list.unique().list.sort()
+        if inputs.annotators
+        else pl.lit(None),
+        chosen="text",
+        rejected="text_r",
+        rejected_record_id="record_id_r",
+        round=pl.max_horizontal("round", "round_r"),
+        chosen_model="model",
+        rejected_model="model_r",
+        chosen_score="share",
+        rejected_score="share_r",
+        margin=pl.col("share") - pl.col("share_r"),
+        n_annotators=pl.min_horizontal("n_annotators", "n_annotators_r"),
+        agreement=pl.min_horizontal("agreement", "agreement_r"),
+        source=pl.when(judge).then(pl.lit("judge")).otherwise(pl.lit("human")),
+    )
+    dropped = pl.DataFrame(
+        {
+            "reason": [UNPAIRED, IDENTICAL],
+            "weight": [items.height - 2 * matched.height, 2 * (matched.height - pairs.height)],
+        }
+    )
+    return pairs, dropped
+
+
+def _unpaired(inputs: Inputs, policy: ConsensusPolicy) -> Consolidation:
+    """Binary records give one example; rating records one per labelled response; ranking records two (the
+    chosen response True, the rejected False), the responses between them are dropped as middle_rank."""
+    units = pl.when(pl.col("template") == "binary").then(1).otherwise(pl.col("n_slots"))
+    total = int(inputs.records.select(units.sum()).item() or 0)
+    kept = pl.col("reason").is_null()
+    binary = binary_labels(inputs, policy)
+    binary_rows = binary.filter(kept).with_columns(slot=pl.lit(1, dtype=pl.Int64()), score="share")
+    rating = rating_labels(inputs, policy)
+    ranking = chosen_and_rejected(inputs, policy, ("ranking",)).join(
+        inputs.records.select("rid", weight="n_slots"), on="rid", how="left"
+    )
+    ranked = ranking.filter(kept)
+    ranking_rows = pl.concat(
+        [
+            ranked.select("rid", "agreement", slot="chosen", score="chosen_score", label=pl.lit(True)),
+            ranked.select("rid", "agreement", slot="rejected", score="rejected_score", label=pl.lit(False)),
+        ]
+    )
+    rows = [
+        _with_record(part, inputs, ("slot", "")) for part in (binary_rows, rating.filter(kept), ranking_rows)
+    ]
+    frame = _finish(
+        [part.with_columns(completion="text") for part in rows],
+        UNPAIRED_SCHEMA,
+        ["prompt_id", "record_id", "slot"],
+        inputs,
+    )
+    dropped = _counts(
+        inputs.records.select("reason", weight=units),
+        binary.select("reason", weight=pl.lit(1)),
+        rating.select("reason", weight=pl.lit(1)),
+        ranking.select("reason", "weight"),
+        ranked.select(reason=pl.lit(MIDDLE_RANK), weight=pl.col("weight") - 2),
+    )
+    return Consolidation(frame, total, total - sum(dropped.values()), dropped, "responses")
+
+
+CONSOLIDATIONS: dict[str, Callable[[Inputs, ConsensusPolicy], Consolidation]] = {
+    "pairs": _pairs,
+    "unpaired": _unpaired,
+}
+
+
+def _with_record(frame: pl.DataFrame, inputs: Inputs, *slots: tuple[str, str]) -> pl.DataFrame:
+    """`frame` (by rid) with the record's fields and, per (slot column, prefix), that slot's text and
+    model as `<prefix>text` and `<prefix>model`."""
+    fields = [c for c in RECORD_FIELDS if c not in frame.columns and c in inputs.records.columns]
+    frame = frame.join(inputs.records.select("rid", *fields), on="rid", how="left")
+    for column, prefix in slots:
+        texts = inputs.slots.rename({"slot": column, "response": f"{prefix}text", "model": f"{prefix}model"})
+        frame = frame.join(texts, on=["rid", column], how="left")
+    return frame
+
+
+def _finish(
+    parts: list[pl.DataFrame], schema: dict[str, pl.DataType], order: list[str], inputs: Inputs
+) -> pl.DataFrame:
+    """The parts in `schema`'s columns and types (without `annotators` unless wanted), in the exports' order."""
+    columns = [pl.col(c).cast(t) for c, t in schema.items() if c != "annotators" or inputs.annotators]
+    return pl.concat([part.select(columns) for part in parts]).sort(order)
+
+
+def _counts(*parts: pl.DataFrame) -> dict[str, int]:
+    """Drop reasons summed over frames of (reason, weight); reasons that dropped nothing are left out."""
+    frames = [
+        part.select(pl.col("reason").cast(pl.String()), pl.col("weight").cast(pl.Int64())) for part in parts
+    ]
+    sums = pl.concat(frames).drop_nulls("reason").group_by("reason").agg(pl.col("weight").sum())
+    return {reason: n for reason, n in sorted(sums.iter_rows()) if n > 0}
