@@ -12,7 +12,7 @@ chi-squared distribution. Fleiss' and Cohen's kappa are short numpy formulas (ne
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, get_args
@@ -36,6 +36,10 @@ SUGGESTION_COLUMNS: tuple[str, ...] = ("record_id", "question", "slot", "value",
 _NULL_STRINGS = ["", "NA", "NaN", "nan", "null"]
 # krippendorff builds a units x values x values float array; past this many cells it would need GBs.
 MAX_ALPHA_CELLS = 200_000_000
+# The keys of Statistic.to_dict() that are fields; any other key is one of its details.
+_STATISTIC_KEYS = frozenset(
+    ("statistic", "level", "value", "n_units", "n_annotators", "n_values", "note", "reason")
+)
 _SEP = "\x1f"  # joins key parts into one unit id; cannot appear in ids typed by people
 
 
@@ -68,6 +72,21 @@ class Statistic:
             **self.details,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Statistic:
+        """The Statistic whose `to_dict()` is `data`: keys beyond the named fields are its details."""
+        return cls(
+            data["statistic"],
+            data["level"],
+            data["value"],
+            data["n_units"],
+            data["n_annotators"],
+            data["note"],
+            n_values=data["n_values"],
+            reason=data["reason"],
+            details={key: value for key, value in data.items() if key not in _STATISTIC_KEYS},
+        )
+
 
 class TemplateAgreement(TypedDict):
     """The statistics of one template's questions: pooled, per question, and Fleiss or Kendall's W."""
@@ -90,6 +109,12 @@ class PairAgreement:
         """The statistic's dict, after the two annotators."""
         return {"annotator_a": self.annotator_a, "annotator_b": self.annotator_b, **self.statistic.to_dict()}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PairAgreement:
+        """The PairAgreement whose `to_dict()` is `data`."""
+        stat = {key: value for key, value in data.items() if key not in ("annotator_a", "annotator_b")}
+        return cls(data["annotator_a"], data["annotator_b"], Statistic.from_dict(stat))
+
 
 @dataclass(frozen=True)
 class AnnotatorAgreement:
@@ -104,6 +129,12 @@ class AnnotatorAgreement:
         """The statistic's dict, between the annotator and the threshold and flag."""
         stat = self.statistic.to_dict()
         return {"annotator": self.annotator, **stat, "threshold": self.threshold, "flagged": self.flagged}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AnnotatorAgreement:
+        """The AnnotatorAgreement whose `to_dict()` is `data`."""
+        stat = {key: value for key, value in data.items() if key not in ("annotator", "threshold", "flagged")}
+        return cls(data["annotator"], Statistic.from_dict(stat), data["threshold"], data["flagged"])
 
 
 @dataclass(frozen=True)
@@ -123,6 +154,16 @@ class JudgeAgreement:
         if self.kendall_tau is not None:
             entry["kendall_tau"] = self.kendall_tau.to_dict()
         return entry
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JudgeAgreement:
+        """The JudgeAgreement whose `to_dict()` is `data`."""
+        return cls(
+            data["agent"],
+            Statistic.from_dict(data["alpha"]),
+            _optional_statistic(data.get("spearman")),
+            _optional_statistic(data.get("kendall_tau")),
+        )
 
 
 @dataclass(frozen=True)
@@ -158,6 +199,28 @@ class CampaignAgreement:
             "annotators": [entry.to_dict() for entry in self.annotators],
             "judge": [entry.to_dict() for entry in self.judge],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CampaignAgreement:
+        """The CampaignAgreement whose `to_dict()` is `data` (the JSON read back)."""
+        return cls(
+            template=data["template"],
+            level=data["level"],
+            n_records=data["n_records"],
+            n_annotators=data["n_annotators"],
+            n_responses=data["n_responses"],
+            overall=Statistic.from_dict(data["overall"]),
+            per_question={q: Statistic.from_dict(s) for q, s in data["per_question"].items()},
+            fleiss=_optional_statistic(data["fleiss"]),
+            kendall_w=_optional_statistic(data["kendall_w"]),
+            pairwise=[PairAgreement.from_dict(entry) for entry in data["pairwise"]],
+            annotators=[AnnotatorAgreement.from_dict(entry) for entry in data["annotators"]],
+            judge=[JudgeAgreement.from_dict(entry) for entry in data["judge"]],
+        )
+
+
+def _optional_statistic(data: Mapping[str, Any] | None) -> Statistic | None:
+    return None if data is None else Statistic.from_dict(data)
 
 
 def not_enough_data(

@@ -66,6 +66,7 @@ annotators put different responses first (tied firsts count as a set).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -197,6 +198,23 @@ class Progress:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the documented schema."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Progress:
+        """The Progress whose `to_dict()` is `data` (the JSON read back)."""
+        totals, velocity = data["totals"], data["velocity"]
+        return cls(
+            schema_version=data["schema_version"],
+            as_of=data["as_of"],
+            min_submitted=data["min_submitted"],
+            window_days=data["window_days"],
+            totals=Totals(**{**totals, "responses": ResponseCounts(**totals["responses"])}),
+            rounds=[RoundProgress(**entry) for entry in data["rounds"]],
+            annotators=[AnnotatorProgress(**entry) for entry in data["annotators"]],
+            velocity=Velocity(**{**velocity, "daily": [DailyCount(**day) for day in velocity["daily"]]}),
+            conflicts=Conflicts(**data["conflicts"]),
+            over_time=[SyncPoint(**point) for point in data["over_time"]],
+        )
 
 
 def compute_progress(

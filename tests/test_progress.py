@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from campaign.errors import InputError, UsageError
-from campaign.progress import compute_progress
+from campaign.progress import Progress, compute_progress
 from campaign.snapshot import Snapshot, conform, empty_table
 
 NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
@@ -382,6 +382,11 @@ def test_records_known_only_from_responses_are_counted():
 def test_output_is_json_serialisable():
     out = compute_progress(rating_snapshot(), now=NOW).to_dict()
     assert json.loads(json.dumps(out)) == out
+
+
+def test_from_dict_rebuilds_the_progress():
+    progress = compute_progress(rating_snapshot(), now=NOW)
+    assert Progress.from_dict(json.loads(json.dumps(progress.to_dict()))) == progress
 
 
 def test_bad_arguments():
