@@ -1,32 +1,43 @@
 """The `campaign status` report: assembled from a snapshot, rendered as Markdown or one HTML file.
 
-`build_report` returns the dict that `campaign status --json` prints::
+`build_report` returns a `Report`; its `to_dict()` is the JSON that `campaign status --json` prints::
 
     {
       "schema_version": 1,
       "dataset": {"name": str | None, "workspace": str | None, "template": str, "min_submitted": int},
       "snapshot": {"snapshot_id": str, "synced_at": str | None},
-      "progress": <campaign.progress.compute_progress output>,
-      "agreement": <campaign.agreement.campaign_agreement output>,
+      "progress": <campaign.progress.Progress.to_dict()>,
+      "agreement": <campaign.agreement.CampaignAgreement.to_dict()>,
     }
 
+(`campaign status --json` adds "sync": what the sync it ran did, or None with --no-sync.)
+
 Only these fields leave the snapshot meta, so no URL, key or password can reach a report, and
-annotators appear by username. The renderers take that dict (or the same dict read back from JSON)
-and never touch the network: `render_html` writes inline CSS and inline SVG only, and escapes
-every string that comes from data.
+annotators appear by username. The renderers take a `Report` (`Report.from_dict` rebuilds one from
+that JSON) and never touch the network: `render_html` writes inline CSS and inline SVG only, and
+escapes every string that comes from data.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
-from campaign.agreement import campaign_agreement
+from campaign.agreement import CampaignAgreement, Statistic, campaign_agreement
 from campaign.errors import InputError
-from campaign.progress import compute_progress, resolve_min_submitted
+from campaign.progress import (
+    AnnotatorProgress,
+    DailyCount,
+    Progress,
+    RoundProgress,
+    SyncPoint,
+    compute_progress,
+    resolve_min_submitted,
+)
 from campaign.snapshot import Snapshot
 
 SCHEMA_VERSION = 1
@@ -34,6 +45,63 @@ BAR_WIDTH = 20
 MAX_LEADERBOARD = 25
 MAX_CHART_ANNOTATORS = 20
 _MD_SPECIAL = set("\\`*_[]<>|~#")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The dataset a report describes, from the snapshot meta."""
+
+    name: str | None
+    workspace: str | None
+    template: str
+    min_submitted: int
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """The snapshot a report was computed from."""
+
+    snapshot_id: str
+    synced_at: str | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """The status report of a snapshot; `to_dict()` gives the JSON in the module docstring."""
+
+    schema_version: int
+    dataset: DatasetInfo
+    snapshot: SnapshotInfo
+    progress: Progress
+    agreement: CampaignAgreement
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in the documented schema."""
+        return {
+            "schema_version": self.schema_version,
+            "dataset": asdict(self.dataset),
+            "snapshot": asdict(self.snapshot),
+            "progress": self.progress.to_dict(),
+            "agreement": self.agreement.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """The Report whose `to_dict()` is `data`, such as `campaign status --json` output read back."""
+        try:
+            return cls(
+                schema_version=data["schema_version"],
+                dataset=DatasetInfo(**data["dataset"]),
+                snapshot=SnapshotInfo(**data["snapshot"]),
+                progress=Progress.from_dict(data["progress"]),
+                agreement=CampaignAgreement.from_dict(data["agreement"]),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            msg = (
+                f"Not a campaign status report ({type(e).__name__}: {e}). "
+                "Pass the JSON that 'campaign status --json' prints."
+            )
+            raise InputError(msg) from None
 
 
 def build_report(
@@ -44,8 +112,8 @@ def build_report(
     rating_threshold: float = 2.0,
     min_shared: int = 5,
     flag_below: float = 0.4,
-) -> dict[str, Any]:
-    """The status report of a snapshot: dataset, snapshot, progress and agreement (JSON-serialisable)."""
+) -> Report:
+    """The status report of a snapshot: dataset, snapshot, progress and agreement."""
     template = resolve_template(snapshot)
     min_submitted = resolve_min_submitted(snapshot)
     progress = compute_progress(
@@ -64,21 +132,21 @@ def build_report(
     )
     meta = snapshot.meta
     synced_at = meta.get("synced_at")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "dataset": {
-            "name": _opt_str(meta.get("dataset") or meta.get("dataset_name")),
-            "workspace": _opt_str(meta.get("workspace")),
-            "template": template,
-            "min_submitted": min_submitted,
-        },
-        "snapshot": {
-            "snapshot_id": snapshot.snapshot_id,
-            "synced_at": synced_at.isoformat() if isinstance(synced_at, datetime) else _opt_str(synced_at),
-        },
-        "progress": progress.to_dict(),
-        "agreement": agreement.to_dict(),
-    }
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        dataset=DatasetInfo(
+            name=_opt_str(meta.get("dataset") or meta.get("dataset_name")),
+            workspace=_opt_str(meta.get("workspace")),
+            template=template,
+            min_submitted=min_submitted,
+        ),
+        snapshot=SnapshotInfo(
+            snapshot_id=snapshot.snapshot_id,
+            synced_at=synced_at.isoformat() if isinstance(synced_at, datetime) else _opt_str(synced_at),
+        ),
+        progress=progress,
+        agreement=agreement,
+    )
 
 
 def resolve_template(snapshot: Snapshot) -> str:
@@ -97,7 +165,7 @@ def resolve_template(snapshot: Snapshot) -> str:
     raise InputError(msg)
 
 
-def _opt_str(value: Any) -> str | None:
+def _opt_str(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
@@ -105,73 +173,130 @@ def _opt_str(value: Any) -> str | None:
 # Shared formatting
 
 
-def _int(value: Any) -> str:
+def _int(value: float | None) -> str:
     """An integer with thousands separators ('-' when missing)."""
     return f"{int(value):,}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
-def _pct(share: Any) -> str:
+def _pct(share: float | None) -> str:
     return f"{100 * float(share):.1f}%" if isinstance(share, int | float) else "-"
 
 
-def _float(value: Any, digits: int = 1) -> str:
+def _float(value: float | None, digits: int = 1) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         return "-"
     return f"{value:,.{digits}f}"
 
 
-def _when(value: Any) -> str:
+def _when(value: str | None) -> str:
     """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC' (or as given when it does not parse)."""
     if not value:
         return "-"
     try:
-        moment = datetime.fromisoformat(str(value))
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        return str(value)
+        return value
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment.tzinfo else moment.strftime("%Y-%m-%d %H:%M")
 
 
-def _progress(report: dict[str, Any]) -> dict[str, Any]:
-    progress = report.get("progress") or {}
-    return progress if isinstance(progress, dict) else {}
+@dataclass(frozen=True)
+class _Opening:
+    """The title and headline figures that both renderers open with, formatted once."""
+
+    title: str
+    share: float  # of records completed
+    percent: str
+    completed: str
+    records: str
+    min_submitted: str
+    pending: str
+    remaining: str  # submissions still needed
+    submitted: str
+    draft: str
+    discarded: str
+    per_day: str
+    window_days: int
 
 
-def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    return value if isinstance(value, dict) else {}
+def _opening(report: Report) -> _Opening:
+    dataset, totals = report.dataset, report.progress.totals
+    name = dataset.name or "campaign"
+    return _Opening(
+        title=f"{dataset.workspace}/{name}" if dataset.workspace else name,
+        share=totals.completed_share,
+        percent=_pct(totals.completed_share),
+        completed=_int(totals.completed),
+        records=_int(totals.records),
+        min_submitted=_int(dataset.min_submitted),
+        pending=_int(totals.pending),
+        remaining=_int(totals.remaining_submissions),
+        submitted=_int(totals.responses.submitted),
+        draft=_int(totals.responses.draft),
+        discarded=_int(totals.responses.discarded),
+        per_day=_float(report.progress.velocity.per_day),
+        window_days=report.progress.velocity.window_days,
+    )
 
 
-def _list(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = data.get(key)
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+def _all_done(progress: Progress) -> bool:
+    """Every record of a non-empty campaign is complete."""
+    totals = progress.totals
+    return bool(totals.records) and not totals.remaining_submissions
 
 
-def _title(report: dict[str, Any]) -> str:
-    dataset = _section(report, "dataset")
-    name = dataset.get("name") or "campaign"
-    workspace = dataset.get("workspace")
-    return f"{workspace}/{name}" if workspace else str(name)
-
-
-def _eta_text(progress: dict[str, Any]) -> str:
-    totals = _section(progress, "totals")
-    velocity = _section(progress, "velocity")
-    if totals.get("records") and not totals.get("remaining_submissions"):
+def _eta_text(progress: Progress) -> str:
+    velocity = progress.velocity
+    if _all_done(progress):
         return "done"
-    if velocity.get("eta_days") is None:
-        window = velocity.get("window_days", progress.get("window_days", 7))
-        return f"unknown (no submissions in the last {window} days)"
-    return f"{velocity.get('eta_date')} (in {_float(velocity.get('eta_days'))} days)"
+    if velocity.eta_days is None:
+        return f"unknown (no submissions in the last {velocity.window_days} days)"
+    return f"{velocity.eta_date} (in {_float(velocity.eta_days)} days)"
 
 
-def _conflict_text(progress: dict[str, Any]) -> str:
-    conflicts = _section(progress, "conflicts")
-    text = f"{_int(conflicts.get('records', 0))} of {_int(conflicts.get('checked', 0))} checked"
-    by_question = conflicts.get("by_question") or {}
-    if by_question:
-        parts = ", ".join(f"{q}: {_int(n)}" for q, n in sorted(by_question.items()))
+def _conflict_text(progress: Progress) -> str:
+    conflicts = progress.conflicts
+    text = f"{_int(conflicts.records)} of {_int(conflicts.checked)} checked"
+    if conflicts.by_question:
+        parts = ", ".join(f"{q}: {_int(n)}" for q, n in sorted(conflicts.by_question.items()))
         text += f" ({parts})"
     return text
+
+
+def _round_cells(entry: RoundProgress) -> tuple[str, str, str, str, str]:
+    """Round, records, completed, pending and the share done, as table cells."""
+    done = entry.completed / entry.records if entry.records else 0.0
+    return (
+        str(entry.round) if entry.round is not None else "none",
+        _int(entry.records),
+        _int(entry.completed),
+        _int(entry.pending),
+        _pct(done),
+    )
+
+
+_LEADERBOARD_HEADER = (
+    "#",
+    "Annotator",
+    "Submitted",
+    "Share",
+    "Draft",
+    "Discarded",
+    "Last active",
+    "Active days",
+)
+
+
+def _leaderboard_cells(entry: AnnotatorProgress) -> list[str]:
+    return [
+        _int(entry.rank),
+        entry.annotator,
+        _int(entry.submitted),
+        _pct(entry.share),
+        _int(entry.draft),
+        _int(entry.discarded),
+        _when(entry.last_activity),
+        _int(entry.active_days),
+    ]
 
 
 _STAT_NAMES = {
@@ -182,50 +307,43 @@ _STAT_NAMES = {
 }
 
 
-def _stat_name(stat: dict[str, Any]) -> str:
-    name = str(stat.get("statistic") or "")
-    level = stat.get("level")
-    label = _STAT_NAMES.get(name, name)
-    return f"{label} ({level})" if level and name == "alpha" else label
+def _stat_name(stat: Statistic) -> str:
+    label = _STAT_NAMES.get(stat.name, stat.name)
+    return f"{label} ({stat.level})" if stat.level and stat.name == "alpha" else label
 
 
-def _stat_value(stat: dict[str, Any]) -> str:
-    value = stat.get("value")
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{value:.3f}"
-    return str(stat.get("note") or "not enough data")
+def _finite(value: float | None) -> TypeGuard[float]:
+    return value is not None and math.isfinite(value)
 
 
-def agreement_rows(agreement: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _stat_value(stat: Statistic) -> str:
+    if _finite(stat.value):
+        return f"{stat.value:.3f}"
+    return stat.note or "not enough data"
+
+
+def agreement_rows(agreement: CampaignAgreement) -> list[tuple[str, Statistic]]:
     """(label, statistic) pairs to show: overall, each question, Fleiss, Kendall's W and the judges."""
-    rows: list[tuple[str, dict[str, Any]]] = []
-    overall = _section(agreement, "overall")
-    per_question = _section(agreement, "per_question")
-    questions = [(str(q), s) for q, s in per_question.items() if isinstance(s, dict)]
+    rows: list[tuple[str, Statistic]] = []
+    questions = list(agreement.per_question.items())
     # A template with a single question reports it twice (overall and per question); show it once.
-    if overall and not (len(questions) == 1 and questions[0][1] == overall):
-        rows.append(("overall", overall))
+    if not (len(questions) == 1 and questions[0][1] == agreement.overall):
+        rows.append(("overall", agreement.overall))
     rows.extend(questions)
-    for key in ("fleiss", "kendall_w"):
-        stat = _section(agreement, key)
-        if stat:
-            rows.append(("overall", stat))
-    for judge in _list(agreement, "judge"):
-        stat = _section(judge, "alpha")
-        if stat:
-            rows.append((f"judge: {judge.get('agent')}", stat))
+    rows.extend(("overall", stat) for stat in (agreement.fleiss, agreement.kendall_w) if stat is not None)
+    rows.extend((f"judge: {judge.agent}", judge.alpha) for judge in agreement.judge)
     return rows
 
 
-def _flagged(agreement: dict[str, Any]) -> int:
-    return sum(1 for entry in _list(agreement, "annotators") if entry.get("flagged"))
+def _flagged(agreement: CampaignAgreement) -> int:
+    return sum(1 for entry in agreement.annotators if entry.flagged)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Markdown
 
 
-def _md(text: Any) -> str:
+def _md(text: object) -> str:
     """Text safe inside Markdown (and Markdown tables): special characters backslash-escaped."""
     flat = " ".join(str(text).split())
     return "".join(f"\\{ch}" if ch in _MD_SPECIAL else ch for ch in flat)
@@ -245,115 +363,85 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str) 
     return lines
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: Report) -> str:
     """The report as Markdown to paste into Discord or a Hub discussion."""
-    progress = _progress(report)
-    totals = _section(progress, "totals")
-    velocity = _section(progress, "velocity")
-    responses = _section(totals, "responses")
-    dataset = _section(report, "dataset")
-    agreement = _section(report, "agreement")
-    share = float(totals.get("completed_share") or 0.0)
-    lines = [f"## Annotation progress: {_md(_title(report))}", ""]
+    head = _opening(report)
+    lines = [f"## Annotation progress: {_md(head.title)}", ""]
     lines.append(
-        f"**{_int(totals.get('completed', 0))} of "
-        f"{_int(totals.get('records', 0))} records completed ({_pct(share)})**, "
-        f"each needing {_int(dataset.get('min_submitted', progress.get('min_submitted')))} "
-        "submitted responses."
+        f"**{head.completed} of {head.records} records completed ({head.percent})**, "
+        f"each needing {head.min_submitted} submitted responses."
     )
-    lines += ["", f"`{text_bar(share)}` {_pct(share)}", ""]
-    window = velocity.get("window_days", progress.get("window_days"))
+    lines += ["", f"`{text_bar(head.share)}` {head.percent}", ""]
     lines += _md_table(
         ["", ""],
         [
-            ["Pending records", _int(totals.get("pending", 0))],
-            [
-                "Submitted responses",
-                f"{_int(responses.get('submitted', 0))} (draft {_int(responses.get('draft', 0))}, "
-                f"discarded {_int(responses.get('discarded', 0))})",
-            ],
-            ["Still needed", f"{_int(totals.get('remaining_submissions', 0))} submissions"],
-            ["Velocity", f"{_float(velocity.get('per_day'))} submissions/day over the last {window} days"],
-            ["ETA", _md(_eta_text(progress))],
-            ["Records with conflicting answers", _md(_conflict_text(progress))],
+            ["Pending records", head.pending],
+            ["Submitted responses", f"{head.submitted} (draft {head.draft}, discarded {head.discarded})"],
+            ["Still needed", f"{head.remaining} submissions"],
+            ["Velocity", f"{head.per_day} submissions/day over the last {head.window_days} days"],
+            ["ETA", _md(_eta_text(report.progress))],
+            ["Records with conflicting answers", _md(_conflict_text(report.progress))],
         ],
         "lr",
     )
-    rounds = _list(progress, "rounds")
-    if len(rounds) > 1:
-        lines += ["", "### Rounds", ""]
-        lines += _md_table(
-            ["Round", "Records", "Completed", "Pending", "Done", "Conflicts"],
-            [
-                [
-                    _md(r.get("round") if r.get("round") is not None else "none"),
-                    _int(r.get("records")),
-                    _int(r.get("completed")),
-                    _int(r.get("pending")),
-                    _pct(r["completed"] / r["records"] if r.get("records") else 0.0),
-                    _int(r.get("conflicts")),
-                ]
-                for r in rounds
-            ],
-            "lrrrrr",
-        )
-    annotators = _list(progress, "annotators")
-    lines += ["", "### Leaderboard", ""]
-    if annotators:
-        lines += _md_table(
-            ["#", "Annotator", "Submitted", "Share", "Draft", "Discarded", "Last active", "Active days"],
-            [
-                [
-                    _int(a.get("rank")),
-                    _md(a.get("annotator")),
-                    _int(a.get("submitted")),
-                    _pct(a.get("share")),
-                    _int(a.get("draft")),
-                    _int(a.get("discarded")),
-                    _md(_when(a.get("last_activity"))),
-                    _int(a.get("active_days")),
-                ]
-                for a in annotators[:MAX_LEADERBOARD]
-            ],
-            "rlrrrrlr",
-        )
-        if len(annotators) > MAX_LEADERBOARD:
-            lines += ["", f"…and {len(annotators) - MAX_LEADERBOARD} more annotators."]
-    else:
-        lines.append("No responses yet.")
-    lines += ["", "### Agreement", ""]
-    rows = agreement_rows(agreement)
-    if rows:
-        lines += _md_table(
-            ["Question", "Statistic", "Value", "n_units"],
-            [
-                [_md(label), _md(_stat_name(s)), _md(_stat_value(s)), _int(s.get("n_units"))]
-                for label, s in rows
-            ],
-            "llrr",
-        )
-        flagged = _flagged(agreement)
-        if flagged:
-            threshold = _list(agreement, "annotators")[0].get("threshold")
-            lines += ["", f"{flagged} annotator(s) agree with the others' consensus below {threshold}."]
-    else:
-        lines.append("No agreement figures yet.")
-    snap = _section(report, "snapshot")
+    lines += _md_rounds(report.progress.rounds)
+    lines += _md_leaderboard(report.progress.annotators)
+    lines += _md_agreement(report.agreement)
+    snap = report.snapshot
     lines += [
         "",
-        f"_Snapshot {_md(snap.get('snapshot_id') or '-')}, synced {_md(_when(snap.get('synced_at')))}; "
+        f"_Snapshot {_md(snap.snapshot_id or '-')}, synced {_md(_when(snap.synced_at))}; "
         "made with argilla-campaign._",
         "",
     ]
     return "\n".join(lines)
 
 
+def _md_rounds(rounds: Sequence[RoundProgress]) -> list[str]:
+    if len(rounds) <= 1:
+        return []
+    table = _md_table(
+        ["Round", "Records", "Completed", "Pending", "Done", "Conflicts"],
+        [[*map(_md, _round_cells(r)), _int(r.conflicts)] for r in rounds],
+        "lrrrrr",
+    )
+    return ["", "### Rounds", "", *table]
+
+
+def _md_leaderboard(annotators: Sequence[AnnotatorProgress]) -> list[str]:
+    lines = ["", "### Leaderboard", ""]
+    if not annotators:
+        return [*lines, "No responses yet."]
+    rows = [[_md(cell) for cell in _leaderboard_cells(a)] for a in annotators[:MAX_LEADERBOARD]]
+    lines += _md_table(_LEADERBOARD_HEADER, rows, "rlrrrrlr")
+    if len(annotators) > MAX_LEADERBOARD:
+        lines += ["", f"…and {len(annotators) - MAX_LEADERBOARD} more annotators."]
+    return lines
+
+
+def _md_agreement(agreement: CampaignAgreement) -> list[str]:
+    lines = ["", "### Agreement", ""]
+    rows = agreement_rows(agreement)
+    if not rows:
+        return [*lines, "No agreement figures yet."]
+    lines += _md_table(
+        ["Question", "Statistic", "Value", "n_units"],
+        [[_md(label), _md(_stat_name(s)), _md(_stat_value(s)), _int(s.n_units)] for label, s in rows],
+        "llrr",
+    )
+    flagged = _flagged(agreement)
+    if flagged:
+        threshold = agreement.annotators[0].threshold
+        lines += ["", f"{flagged} annotator(s) agree with the others' consensus below {threshold}."]
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------------------
 # HTML
 
 
-def _h(value: Any) -> str:
-    """Any value as escaped HTML text or attribute content."""
+def _h(value: object) -> str:
+    """A value as escaped HTML text or attribute content."""
     return html.escape(str(value), quote=True)
 
 
@@ -405,10 +493,12 @@ def _axis_label(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _parse_time(value: Any) -> float | None:
+def _parse_time(value: str | None) -> float | None:
+    if value is None:
+        return None
     try:
-        return datetime.fromisoformat(str(value)).timestamp()
-    except (TypeError, ValueError):
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
         return None
 
 
@@ -420,14 +510,14 @@ def _empty_chart(label: str, message: str, width: int = 720, height: int = 80) -
     )
 
 
-def svg_progress_over_time(points: list[dict[str, Any]], *, width: int = 720, height: int = 260) -> str:
+def svg_progress_over_time(points: Sequence[SyncPoint], *, width: int = 720, height: int = 260) -> str:
     """Completed and total records at each sync, as an inline SVG line chart."""
     label = "Completed records at each sync"
     if not points:
         return _empty_chart(label, "No syncs recorded yet: progress over time appears after the first sync.")
     left, right, top, bottom = 56, 16, 16, 36
     plot_w, plot_h = width - left - right, height - top - bottom
-    times = [_parse_time(p.get("synced_at")) for p in points]
+    times = [_parse_time(p.synced_at) for p in points]
     if any(t is None for t in times) or len({t for t in times}) < 2:
         xs_raw = [float(i) for i in range(len(points))]
     else:
@@ -435,8 +525,8 @@ def svg_progress_over_time(points: list[dict[str, Any]], *, width: int = 720, he
     lo, hi = min(xs_raw), max(xs_raw)
     span = hi - lo
     xs = [left + (plot_w * (x - lo) / span if span else plot_w / 2) for x in xs_raw]
-    completed = [float(p.get("completed") or 0) for p in points]
-    totals = [float((p.get("completed") or 0) + (p.get("pending") or 0)) for p in points]
+    completed = [float(p.completed) for p in points]
+    totals = [float(p.completed + p.pending) for p in points]
     y_max, step = _count_axis(max([*completed, *totals]))
 
     def y(value: float) -> float:
@@ -461,13 +551,11 @@ def svg_progress_over_time(points: list[dict[str, Any]], *, width: int = 720, he
         coords = " ".join(f"{x:.1f},{y(v):.1f}" for x, v in zip(xs, series, strict=True))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5"{dash} points="{coords}"/>')
     for x, point, value in zip(xs, points, completed, strict=True):
-        tip = (
-            f"{_when(point.get('synced_at'))}: {_int(value)} completed, {_int(point.get('pending'))} pending"
-        )
+        tip = f"{_when(point.synced_at)}: {_int(value)} completed, {_int(point.pending)} pending"
         parts.append(
             f'<circle cx="{x:.1f}" cy="{y(value):.1f}" r="3.5" fill="var(--done)"><title>{_h(tip)}</title></circle>'
         )
-    first, last = _when(points[0].get("synced_at")), _when(points[-1].get("synced_at"))
+    first, last = _when(points[0].synced_at), _when(points[-1].synced_at)
     parts.append(f'<text class="muted" x="{left}" y="{height - 10}">{_h(first)}</text>')
     if len(points) > 1:
         parts.append(
@@ -477,14 +565,14 @@ def svg_progress_over_time(points: list[dict[str, Any]], *, width: int = 720, he
     return "".join(parts)
 
 
-def svg_daily(daily: list[dict[str, Any]], *, width: int = 720, height: int = 160) -> str:
+def svg_daily(daily: Sequence[DailyCount], *, width: int = 720, height: int = 160) -> str:
     """Submitted responses per day in the velocity window, as an inline SVG column chart."""
     label = "Submitted responses per day"
     if not daily:
         return _empty_chart(label, "No days in the window.")
     left, right, top, bottom = 56, 16, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    values = [float(d.get("submitted") or 0) for d in daily]
+    values = [float(d.submitted) for d in daily]
     y_max, _step = _count_axis(max(values))
     slot = plot_w / len(daily)
     parts = [
@@ -498,18 +586,18 @@ def svg_daily(daily: list[dict[str, Any]], *, width: int = 720, height: int = 16
         x = left + i * slot + slot * 0.15
         parts.append(
             f'<rect x="{x:.1f}" y="{top + plot_h - bar_h:.1f}" width="{slot * 0.7:.1f}" height="{bar_h:.1f}" '
-            f'fill="var(--bar)"><title>{_h(day.get("date"))}: {_h(_int(value))}</title></rect>'
+            f'fill="var(--bar)"><title>{_h(day.date)}: {_h(_int(value))}</title></rect>'
         )
         if len(daily) <= 14 or i in (0, len(daily) - 1):
             parts.append(
                 f'<text class="muted" x="{x + slot * 0.35:.1f}" y="{height - 8}" text-anchor="middle">'
-                f"{_h(str(day.get('date', ''))[5:])}</text>"
+                f"{_h(day.date[5:])}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_leaderboard(annotators: list[dict[str, Any]], *, width: int = 720) -> str:
+def svg_leaderboard(annotators: Sequence[AnnotatorProgress], *, width: int = 720) -> str:
     """Submitted, draft and discarded responses per annotator, as inline SVG stacked bars."""
     label = "Responses per annotator"
     shown = annotators[:MAX_CHART_ANNOTATORS]
@@ -518,7 +606,7 @@ def svg_leaderboard(annotators: list[dict[str, Any]], *, width: int = 720) -> st
     row_h, top, left, right = 24, 8, 170, 70
     height = top * 2 + row_h * len(shown)
     plot_w = width - left - right
-    totals = [sum(int(a.get(k) or 0) for k in ("submitted", "draft", "discarded")) for a in shown]
+    totals = [a.submitted + a.draft + a.discarded for a in shown]
     x_max = float(max([*totals, 1]))
     parts = [
         f'<svg class="chart" id="chart-leaderboard" role="img" aria-label="{_h(label)}" '
@@ -526,19 +614,18 @@ def svg_leaderboard(annotators: list[dict[str, Any]], *, width: int = 720) -> st
     ]
     for i, annotator in enumerate(shown):
         y = top + i * row_h
-        name = str(annotator.get("annotator", ""))
+        name = annotator.annotator
         short = name if len(name) <= 22 else name[:21] + "…"
         parts.append(
             f'<text x="{left - 8}" y="{y + row_h * 0.65:.1f}" text-anchor="end"><title>{_h(name)}</title>'
             f"{_h(short)}</text>"
         )
         x = float(left)
-        for key, colour in (
-            ("submitted", "var(--done)"),
-            ("draft", "var(--draft)"),
-            ("discarded", "var(--discarded)"),
+        for key, count, colour in (
+            ("submitted", annotator.submitted, "var(--done)"),
+            ("draft", annotator.draft, "var(--draft)"),
+            ("discarded", annotator.discarded, "var(--discarded)"),
         ):
-            count = int(annotator.get(key) or 0)
             if not count:
                 continue
             bar_w = plot_w * count / x_max
@@ -549,13 +636,13 @@ def svg_leaderboard(annotators: list[dict[str, Any]], *, width: int = 720) -> st
             x += bar_w
         parts.append(
             f'<text class="muted" x="{x + 6:.1f}" y="{y + row_h * 0.65:.1f}">'
-            f"{_h(_int(annotator.get('submitted')))}</text>"
+            f"{_h(_int(annotator.submitted))}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_agreement(rows: list[tuple[str, dict[str, Any]]], *, width: int = 720) -> str:
+def svg_agreement(rows: Sequence[tuple[str, Statistic]], *, width: int = 720) -> str:
     """One bar per agreement figure on a -1..1 scale, labelled with its value and n_units."""
     label = "Agreement per question"
     if not rows:
@@ -563,8 +650,7 @@ def svg_agreement(rows: list[tuple[str, dict[str, Any]]], *, width: int = 720) -
     row_h, top, left, right = 26, 22, 250, 150
     height = top + row_h * len(rows) + 8
     plot_w = width - left - right
-    values = [s.get("value") for _, s in rows]
-    finite = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    finite = [s.value for _, s in rows if _finite(s.value)]
     lo = -1.0 if finite and min(finite) < 0 else 0.0
 
     def x(value: float) -> float:
@@ -587,9 +673,9 @@ def svg_agreement(rows: list[tuple[str, dict[str, Any]]], *, width: int = 720) -
             f'<text x="{left - 8}" y="{y + row_h * 0.65:.1f}" text-anchor="end"><title>{_h(text)}</title>'
             f"{_h(short)}</text>"
         )
-        value = stat.get("value")
-        n_units = f"n_units={_int(stat.get('n_units'))}"
-        if isinstance(value, int | float) and math.isfinite(value):
+        value = stat.value
+        n_units = f"n_units={_int(stat.n_units)}"
+        if _finite(value):
             start, end = sorted((x(max(lo, 0.0)), x(max(lo, min(1.0, float(value))))))
             colour = "var(--neg)" if value < 0 else "var(--bar)"
             parts.append(
@@ -598,7 +684,7 @@ def svg_agreement(rows: list[tuple[str, dict[str, Any]]], *, width: int = 720) -
             )
             caption = f"{value:.3f} ({n_units})"
         else:
-            caption = f"{stat.get('note') or 'not enough data'} ({n_units})"
+            caption = f"{stat.note or 'not enough data'} ({n_units})"
         parts.append(
             f'<text class="muted" x="{width - right + 8}" y="{y + row_h * 0.65:.1f}">{_h(caption)}</text>'
         )
@@ -606,7 +692,7 @@ def svg_agreement(rows: list[tuple[str, dict[str, Any]]], *, width: int = 720) -
     return "".join(parts)
 
 
-def _html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], left: Sequence[int] = (0,)) -> str:
+def _html_table(header: Sequence[str], rows: Iterable[Sequence[object]], left: Sequence[int] = (0,)) -> str:
     """A table whose cells are escaped; columns in `left` are left-aligned."""
     head = "".join(
         f'<th class="l">{_h(h)}</th>' if i in left else f"<th>{_h(h)}</th>" for i, h in enumerate(header)
@@ -627,128 +713,85 @@ def _card(key: str, value: str, detail: str = "") -> str:
     return f'<div class="card"><div class="k">{_h(key)}</div><div class="v">{_h(value)}</div>{extra}</div>'
 
 
-def _eta_card(progress: dict[str, Any]) -> str:
-    velocity = _section(progress, "velocity")
-    text = _eta_text(progress)
-    if text == "done":
+def _eta_card(progress: Progress) -> str:
+    velocity = progress.velocity
+    if _all_done(progress):
         return _card("ETA", "done", "every record is complete")
-    if velocity.get("eta_date") is None:
-        return _card("ETA", "unknown", f"no submissions in the last {velocity.get('window_days')} days")
-    return _card("ETA", str(velocity["eta_date"]), f"in {_float(velocity.get('eta_days'))} days")
+    if velocity.eta_date is None:
+        return _card("ETA", "unknown", f"no submissions in the last {velocity.window_days} days")
+    return _card("ETA", velocity.eta_date, f"in {_float(velocity.eta_days)} days")
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page: inline CSS and SVG charts, no network needed."""
-    progress = _progress(report)
-    totals = _section(progress, "totals")
-    velocity = _section(progress, "velocity")
-    responses = _section(totals, "responses")
-    dataset = _section(report, "dataset")
-    snap = _section(report, "snapshot")
-    agreement = _section(report, "agreement")
-    share = float(totals.get("completed_share") or 0.0)
-    title = _title(report)
-    window = velocity.get("window_days", progress.get("window_days"))
-    subtitle = " · ".join(
-        part
-        for part in (
-            f"template {dataset.get('template') or '-'}",
-            f"{_int(dataset.get('min_submitted', progress.get('min_submitted')))} submitted responses per record",
-            f"snapshot {snap.get('snapshot_id') or '-'}",
-            f"synced {_when(snap.get('synced_at'))}",
-        )
-    )
-    conflicts = _section(progress, "conflicts")
-    cards = "".join(
+def _html_cards(head: _Opening, progress: Progress) -> str:
+    conflicts = progress.conflicts
+    return "".join(
         [
-            _card(
-                "Completed",
-                _int(totals.get("completed", 0)),
-                f"of {_int(totals.get('records', 0))} records · {_pct(share)}",
-            ),
-            _card(
-                "Pending",
-                _int(totals.get("pending", 0)),
-                f"{_int(totals.get('remaining_submissions', 0))} submissions needed",
-            ),
-            _card(
-                "Submitted",
-                _int(responses.get("submitted", 0)),
-                f"draft {_int(responses.get('draft', 0))} · discarded {_int(responses.get('discarded', 0))}",
-            ),
-            _card("Velocity", f"{_float(velocity.get('per_day'))}/day", f"last {window} days"),
+            _card("Completed", head.completed, f"of {head.records} records · {head.percent}"),
+            _card("Pending", head.pending, f"{head.remaining} submissions needed"),
+            _card("Submitted", head.submitted, f"draft {head.draft} · discarded {head.discarded}"),
+            _card("Velocity", f"{head.per_day}/day", f"last {head.window_days} days"),
             _eta_card(progress),
             _card(
                 "Conflicts",
-                _int(conflicts.get("records", 0)),
-                f"of {_int(conflicts.get('checked', 0))} records with 2+ submitted",
+                _int(conflicts.records),
+                f"of {_int(conflicts.checked)} records with 2+ submitted",
             ),
         ]
     )
-    annotators = _list(progress, "annotators")
-    leaderboard = _html_table(
-        ["#", "Annotator", "Submitted", "Share", "Draft", "Discarded", "Last active", "Active days"],
-        [
-            [
-                _int(a.get("rank")),
-                a.get("annotator", ""),
-                _int(a.get("submitted")),
-                _pct(a.get("share")),
-                _int(a.get("draft")),
-                _int(a.get("discarded")),
-                _when(a.get("last_activity")),
-                _int(a.get("active_days")),
-            ]
-            for a in annotators
-        ],
-        left=(1, 6),
-    )
+
+
+def _html_agreement(agreement: CampaignAgreement) -> str:
     rows = agreement_rows(agreement)
-    agreement_table = _html_table(
+    table = _html_table(
         ["Question", "Statistic", "Value", "n_units", "Annotators"],
-        [
-            [label, _stat_name(s), _stat_value(s), _int(s.get("n_units")), _int(s.get("n_annotators"))]
-            for label, s in rows
-        ],
+        [[label, _stat_name(s), _stat_value(s), _int(s.n_units), _int(s.n_annotators)] for label, s in rows],
         left=(0, 1),
     )
     flagged = _flagged(agreement)
-    flagged_note = (
+    note = (
         f"<p>{_h(flagged)} annotator(s) agree with the others' consensus below "
-        f"{_h(_list(agreement, 'annotators')[0].get('threshold'))}.</p>"
+        f"{_h(agreement.annotators[0].threshold)}.</p>"
         if flagged
         else ""
     )
-    rounds = _list(progress, "rounds")
-    rounds_section = ""
-    if rounds:
-        rounds_section = (
-            "<section><h2>Rounds</h2>"
-            + _html_table(
-                ["Round", "Records", "Completed", "Pending", "Done", "Submitted", "Conflicts"],
-                [
-                    [
-                        r.get("round") if r.get("round") is not None else "none",
-                        _int(r.get("records")),
-                        _int(r.get("completed")),
-                        _int(r.get("pending")),
-                        _pct(r["completed"] / r["records"] if r.get("records") else 0.0),
-                        _int(r.get("submitted")),
-                        _int(r.get("conflicts")),
-                    ]
-                    for r in rounds
-                ],
-            )
-            + "</section>"
-        )
-    legend = (
-        '<div class="legend"><span><i style="background:var(--done)"></i>submitted</span>'
-        '<span><i style="background:var(--draft)"></i>draft</span>'
-        '<span><i style="background:var(--discarded)"></i>discarded</span></div>'
+    return f"<section><h2>Agreement</h2>{svg_agreement(rows)}{table}{note}</section>"
+
+
+def _html_rounds(rounds: Sequence[RoundProgress]) -> str:
+    if not rounds:
+        return ""
+    table = _html_table(
+        ["Round", "Records", "Completed", "Pending", "Done", "Submitted", "Conflicts"],
+        [[*_round_cells(r), _int(r.submitted), _int(r.conflicts)] for r in rounds],
     )
-    over_legend = (
-        '<div class="legend"><span><i style="background:var(--done)"></i>completed records</span>'
-        '<span><i style="background:var(--muted)"></i>all records</span></div>'
+    return f"<section><h2>Rounds</h2>{table}</section>"
+
+
+_LEGEND = (
+    '<div class="legend"><span><i style="background:var(--done)"></i>submitted</span>'
+    '<span><i style="background:var(--draft)"></i>draft</span>'
+    '<span><i style="background:var(--discarded)"></i>discarded</span></div>'
+)
+_OVER_TIME_LEGEND = (
+    '<div class="legend"><span><i style="background:var(--done)"></i>completed records</span>'
+    '<span><i style="background:var(--muted)"></i>all records</span></div>'
+)
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page: inline CSS and SVG charts, no network needed."""
+    head = _opening(report)
+    progress, snap = report.progress, report.snapshot
+    subtitle = " · ".join(
+        (
+            f"template {report.dataset.template or '-'}",
+            f"{head.min_submitted} submitted responses per record",
+            f"snapshot {snap.snapshot_id or '-'}",
+            f"synced {_when(snap.synced_at)}",
+        )
+    )
+    leaderboard = _html_table(
+        _LEADERBOARD_HEADER, [_leaderboard_cells(a) for a in progress.annotators], left=(1, 6)
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -756,26 +799,26 @@ def render_html(report: dict[str, Any]) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>Campaign status: {_h(title)}</title>
+<title>Campaign status: {_h(head.title)}</title>
 <style>{_CSS}</style>
 </head>
 <body>
 <main>
-<h1>{_h(title)}</h1>
+<h1>{_h(head.title)}</h1>
 <p class="sub">{_h(subtitle)}</p>
-<section class="cards">{cards}</section>
+<section class="cards">{_html_cards(head, progress)}</section>
 <section><h2>Completion</h2>
-<div class="track" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{100 * share:.1f}">
-<div class="fill" style="width:{100 * min(1.0, max(0.0, share)):.2f}%"></div></div>
-<p>{_h(_int(totals.get("completed", 0)))} of {_h(_int(totals.get("records", 0)))} records have at least
-{_h(_int(dataset.get("min_submitted", progress.get("min_submitted"))))} submitted responses ({_h(_pct(share))}).</p>
+<div class="track" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{100 * head.share:.1f}">
+<div class="fill" style="width:{100 * min(1.0, max(0.0, head.share)):.2f}%"></div></div>
+<p>{_h(head.completed)} of {_h(head.records)} records have at least
+{_h(head.min_submitted)} submitted responses ({_h(head.percent)}).</p>
 </section>
-<section><h2>Progress over time</h2>{over_legend}{svg_progress_over_time(_list(progress, "over_time"))}</section>
-<section><h2>Submissions per day</h2>{svg_daily(_list(velocity, "daily"))}</section>
-<section><h2>Annotator leaderboard</h2>{legend}{svg_leaderboard(annotators)}{leaderboard}</section>
-<section><h2>Agreement</h2>{svg_agreement(rows)}{agreement_table}{flagged_note}</section>
-{rounds_section}
-<footer>Made with argilla-campaign from snapshot {_h(snap.get("snapshot_id") or "-")}.</footer>
+<section><h2>Progress over time</h2>{_OVER_TIME_LEGEND}{svg_progress_over_time(progress.over_time)}</section>
+<section><h2>Submissions per day</h2>{svg_daily(progress.velocity.daily)}</section>
+<section><h2>Annotator leaderboard</h2>{_LEGEND}{svg_leaderboard(progress.annotators)}{leaderboard}</section>
+{_html_agreement(report.agreement)}
+{_html_rounds(progress.rounds)}
+<footer>Made with argilla-campaign from snapshot {_h(snap.snapshot_id or "-")}.</footer>
 </main>
 </body>
 </html>

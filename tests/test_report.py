@@ -8,14 +8,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
-from test_progress import NOW, at, make_snapshot, rate, rating_snapshot, rec
+from test_progress import NOW, at, make_snapshot, rank, rate, rating_snapshot, rec, vote
 
 from campaign.agreement import campaign_agreement
 from campaign.errors import InputError
 from campaign.progress import compute_progress
-from campaign.report import build_report, render_html, render_markdown, text_bar
-from campaign.snapshot import Snapshot
+from campaign.report import Report, build_report, render_html, render_markdown, text_bar
+from campaign.snapshot import Snapshot, conform
 
 CHROMIUM = Path("/usr/bin/chromium")
 EVIL = "<script>alert('x')</script>"
@@ -37,7 +38,7 @@ def evil_snapshot() -> Snapshot:
 
 def test_build_report_assembles_the_status_json():
     snap = rating_snapshot(api_key="secret-key-123", api_url="http://127.0.0.1:6900", password="hunter2")
-    report = build_report(snap, now=NOW)
+    report = build_report(snap, now=NOW).to_dict()
     assert report["schema_version"] == 1
     assert report["dataset"] == {
         "name": "haiku-dpo",
@@ -56,7 +57,7 @@ def test_build_report_assembles_the_status_json():
 
 def test_template_comes_from_records_when_meta_lacks_it():
     snap = rating_snapshot(template=None)
-    assert build_report(snap, now=NOW)["dataset"]["template"] == "rating"
+    assert build_report(snap, now=NOW).dataset.template == "rating"
     with pytest.raises(InputError, match="template"):
         build_report(make_snapshot([], [], template=None), now=NOW)
 
@@ -85,9 +86,9 @@ def test_markdown_carries_the_numbers():
     assert "| 2 | 2 | 1 | 1 | 50.0% | 1 |" in md
     assert "| Question | Statistic | Value | n\\_units |" not in md  # header cells are not escaped
     assert "| Question | Statistic | Value | n_units |" in md
-    agreement = build_report(rating_snapshot(), now=NOW)["agreement"]
-    overall = agreement["overall"]
-    assert f"| overall | Krippendorff's α (ordinal) | {overall['value']:.3f} | {overall['n_units']} |" in md
+    overall = build_report(rating_snapshot(), now=NOW).agreement.overall
+    assert overall.value is not None
+    assert f"| overall | Krippendorff's α (ordinal) | {overall.value:.3f} | {overall.n_units} |" in md
     assert "_Snapshot snap-7, synced 2024-05-10 12:00 UTC" in md
 
 
@@ -103,7 +104,7 @@ def test_markdown_escapes_usernames():
 
 def test_empty_report_renders():
     report = build_report(Snapshot(meta={"min_submitted": 2, "template": "binary"}), now=NOW)
-    assert report["progress"]["velocity"]["eta_date"] is None
+    assert report.progress.velocity.eta_date is None
     md = render_markdown(report)
     assert "**0 of 0 records completed (0.0%)**" in md
     assert "unknown (no submissions in the last 7 days)" in md
@@ -113,11 +114,74 @@ def test_empty_report_renders():
     _check_html(html)
 
 
-def test_renderers_accept_the_json_round_trip():
-    report = build_report(rating_snapshot(), now=NOW)
-    again = json.loads(json.dumps(report))
+def _with_judges(snap: Snapshot, rows: list[dict[str, Any]]) -> Snapshot:
+    suggestions = conform(pl.DataFrame(rows), "suggestions")
+    return Snapshot(
+        records=snap.records,
+        responses=snap.responses,
+        syncs=snap.syncs,
+        suggestions=suggestions,
+        meta=snap.meta,
+    )
+
+
+def _suggestion(rid: str, question: str, slot: int | None, value: object, agent: str) -> dict[str, Any]:
+    return {
+        "record_id": rid,
+        "question": question,
+        "slot": slot,
+        "value": str(value),
+        "score": None,
+        "agent": agent,
+    }
+
+
+def _round_trip_snapshots() -> dict[str, Snapshot]:
+    """Snapshots whose reports hold every kind of agreement entry (judges, Fleiss, Kendall's W, pairs)."""
+    rating = _with_judges(
+        rating_snapshot(),
+        [_suggestion(r, f"rating_{s}", s, s + 2, "judge") for r in ("r1", "r2", "r4") for s in (1, 2)],
+    )
+    ranked = [row for i in range(1, 4) for row in rec(f"k{i}", template="ranking", slots=3)]
+    rankings = [
+        row
+        for i in range(1, 4)
+        for a, order in (("ann", [1, 2, 3]), ("bob", [1, 3, 2]), ("cy", [2, 1, 3]))
+        for row in rank(f"k{i}", a, order, at(9))
+    ]
+    binary = [row for i in range(1, 7) for row in rec(f"b{i}", template="binary", slots=1)]
+    votes = [
+        row
+        for i in range(1, 7)
+        for a in ("ann", "bob")
+        for row in vote(f"b{i}", a, "good" if i % 3 else "bad", at(8))
+    ]
+    return {
+        "rating with a judge": rating,
+        "ranking": make_snapshot(ranked, rankings, template="ranking"),
+        "binary with a judge": _with_judges(
+            make_snapshot(binary, votes, template="binary"),
+            [_suggestion(f"b{i}", "label", None, "good", "judge") for i in range(1, 7)],
+        ),
+        "empty": Snapshot(meta={"min_submitted": 2, "template": "binary"}),
+    }
+
+
+@pytest.mark.parametrize("name", list(_round_trip_snapshots()))
+def test_renderers_accept_the_json_round_trip(name: str):
+    report = build_report(_round_trip_snapshots()[name], now=NOW, min_shared=2)
+    # what `campaign status --json` prints, "sync" key included
+    printed = json.dumps({**report.to_dict(), "sync": None}, indent=2)
+    again = Report.from_dict(json.loads(printed))
+    assert again == report
+    assert again.to_dict() == report.to_dict()
     assert render_markdown(again) == render_markdown(report)
     assert render_html(again) == render_html(report)
+
+
+def test_from_dict_refuses_other_json():
+    with pytest.raises(InputError, match="Not a campaign status report"):
+        Report.from_dict({"schema_version": 1, "dataset": {"name": "x"}})
 
 
 class _Checker(HTMLParser):

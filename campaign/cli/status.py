@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stderr, stdout
+
+if TYPE_CHECKING:
+    from campaign.report import Report
+    from campaign.snapshot import SyncResult
 
 
 @click.command()
@@ -57,14 +61,15 @@ def status(
     if as_json and markdown:
         raise click.UsageError("Choose one of --json and --markdown.")
     while True:
-        report = _report(campaign_dir, sync=not no_sync, quiet=as_json or markdown)
+        report, sync_result = _report(campaign_dir, sync=not no_sync, quiet=as_json or markdown)
         if html_path is not None:
             from campaign.report import render_html
 
             _write_text(html_path, render_html(report))
             note(f"Wrote {html_path}")
         if as_json:
-            print_json(report)
+            sync = sync_result.to_dict() if sync_result is not None else None
+            print_json({**report.to_dict(), "sync": sync})
         elif markdown:
             from campaign.report import render_markdown
 
@@ -76,7 +81,8 @@ def status(
         time.sleep(watch)
 
 
-def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> dict[str, Any]:
+def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> tuple[Report, SyncResult | None]:
+    """The report of the campaign's snapshot, after syncing it when `sync` (with what the sync did)."""
     from campaign.campaign_file import load_campaign, seed_kind
     from campaign.report import build_report
     from campaign.snapshot import load_snapshot, sync_snapshot
@@ -84,6 +90,7 @@ def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> dict[str, Any]:
     with user_errors(resume="The last complete snapshot is unchanged; run the same command again to sync."):
         campaign = load_campaign(campaign_dir)
         directory = campaign.directory
+        result: SyncResult | None = None
         if sync:
             from campaign import client as argilla
 
@@ -102,12 +109,12 @@ def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> dict[str, Any]:
         else:
             snapshot = load_snapshot(directory)
         report = build_report(snapshot)
-        report["sync"] = result.to_dict() if sync else None
-    if report["progress"]["totals"]["records"] == 0:
+    totals = report.progress.totals
+    if totals.records == 0:
         note("The dataset has no records yet. Seed it with 'campaign seed SOURCE'.")
-    elif report["progress"]["totals"]["responses"]["total"] == 0:
+    elif totals.responses.total == 0:
         note("No responses yet. Share the dataset URL with annotators ('campaign annotators add').")
-    return report
+    return report, result
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -118,26 +125,24 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _render(report: dict[str, Any]) -> None:
-    progress = report["progress"]
-    totals = progress["totals"]
-    dataset = report["dataset"]
-    share = totals["completed_share"]
-    stdout.print(
-        f"[bold]{dataset['name']}[/bold] ({dataset['template']}, min_submitted={dataset['min_submitted']})"
-    )
+def _render(report: Report) -> None:
+    progress = report.progress
+    totals = progress.totals
+    dataset = report.dataset
+    share = totals.completed_share
+    stdout.print(f"[bold]{dataset.name}[/bold] ({dataset.template}, min_submitted={dataset.min_submitted})")
     from campaign.report import text_bar
 
     stdout.print(
-        f"{text_bar(share)} {totals['completed']}/{totals['records']} records completed ({share:.0%}), "
-        f"{totals['remaining_submissions']} submissions to go"
+        f"{text_bar(share)} {totals.completed}/{totals.records} records completed ({share:.0%}), "
+        f"{totals.remaining_submissions} submissions to go"
     )
-    if len(progress["rounds"]) > 1:
+    if len(progress.rounds) > 1:
         rounds = Table(title="Rounds", title_justify="left")
         for column in ("round", "records", "completed", "pending", "conflicts"):
             rounds.add_column(column, justify="right")
-        for r in progress["rounds"]:
-            rounds.add_row(*(str(r[c]) for c in ("round", "records", "completed", "pending", "conflicts")))
+        for r in progress.rounds:
+            rounds.add_row(*(str(v) for v in (r.round, r.records, r.completed, r.pending, r.conflicts)))
         stdout.print(rounds)
     people = Table(title="Annotators", title_justify="left")
     for column in (
@@ -153,29 +158,23 @@ def _render(report: dict[str, Any]) -> None:
         people.add_column(
             column, justify="left" if column == "annotator" else "right", no_wrap=column == "annotator"
         )
-    for a in progress["annotators"]:
+    for a in progress.annotators:
         people.add_row(
-            str(a["rank"]),
-            a["annotator"],
-            str(a["submitted"]),
-            str(a["draft"]),
-            str(a["discarded"]),
-            f"{a['share']:.0%}",
-            (a["last_activity"] or "-")[5:16].replace("T", " "),
-            str(a["active_days"]),
+            str(a.rank),
+            a.annotator,
+            str(a.submitted),
+            str(a.draft),
+            str(a.discarded),
+            f"{a.share:.0%}",
+            (a.last_activity or "-")[5:16].replace("T", " "),
+            str(a.active_days),
         )
     stdout.print(people)
-    velocity = progress["velocity"]
-    eta = (
-        f"ETA {velocity['eta_date']} (in {velocity['eta_days']:.1f} days)"
-        if velocity["eta_days"]
-        else "no ETA yet"
-    )
+    velocity = progress.velocity
+    eta = f"ETA {velocity.eta_date} (in {velocity.eta_days:.1f} days)" if velocity.eta_days else "no ETA yet"
+    stdout.print(f"Velocity: {velocity.per_day:.1f} submissions/day over {velocity.window_days} days; {eta}.")
     stdout.print(
-        f"Velocity: {velocity['per_day']:.1f} submissions/day over {velocity['window_days']} days; {eta}."
-    )
-    stdout.print(
-        f"Conflicting records: {progress['conflicts']['records']} of {progress['conflicts']['checked']} "
+        f"Conflicting records: {progress.conflicts.records} of {progress.conflicts.checked} "
         "with 2+ submissions."
     )
     from campaign.report import agreement_rows
@@ -183,18 +182,15 @@ def _render(report: dict[str, Any]) -> None:
     table = Table(title="Agreement", title_justify="left")
     for column in ("statistic", "value", "units", "annotators", "note"):
         table.add_column(column, justify="left" if column in ("statistic", "note") else "right")
-    for label, stat in agreement_rows(report["agreement"]):
-        value = stat.get("value")
+    for label, stat in agreement_rows(report.agreement):
         table.add_row(
             label,
-            "-" if value is None else f"{value:.3f}",
-            str(stat.get("n_units", "")),
-            str(stat.get("n_annotators", "")),
-            stat.get("reason") or stat.get("note") or "",
+            "-" if stat.value is None else f"{stat.value:.3f}",
+            str(stat.n_units),
+            str(stat.n_annotators),
+            stat.reason or stat.note or "",
         )
     stdout.print(table)
-    flagged = [a for a in report["agreement"].get("annotators") or [] if a.get("flagged")]
+    flagged = [a.annotator for a in report.agreement.annotators if a.flagged]
     if flagged:
-        stderr.print(
-            "[yellow]Below the agreement threshold:[/yellow] " + ", ".join(a["annotator"] for a in flagged)
-        )
+        stderr.print("[yellow]Below the agreement threshold:[/yellow] " + ", ".join(flagged))
