@@ -291,3 +291,33 @@ def test_html_renders_in_headless_chromium(tmp_path: Path):
     assert png.exists() and png.stat().st_size > 20_000
     assert counts["svg"] == 4 and counts["rect"] > 0 and counts["polyline"] == 2 and counts["width"] > 100
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+
+def test_rich_status_shows_names_as_typed(tmp_path: Path):
+    """Square brackets in a dataset or annotator name are text, not rich markup."""
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+    from campaign.snapshot import save_snapshot
+
+    mallory = "[red]mallory[/red]"
+    records = [row for i in range(1, 7) for row in rec(f"r{i}")]
+    responses = [
+        row
+        for i in range(1, 7)
+        for annotator, values in (
+            ("alice", [i % 5 + 1, 1]),
+            ("bob", [i % 5 + 1, 1]),
+            (mallory, [5 - i % 5, 5]),
+        )
+        for row in rate(f"r{i}", annotator, values, at(9))
+    ]
+    directory = tmp_path / "brackets"
+    runner = CliRunner(mix_stderr=False)
+    assert runner.invoke(cli, ["init", str(directory), "--template", "rating"]).exit_code == 0
+    save_snapshot(directory, make_snapshot(records, responses, dataset="[bold]team[/bold] data"))
+    result = runner.invoke(cli, ["status", "--campaign", str(directory), "--no-sync"])
+    assert result.exit_code == 0, result.output
+    assert "[bold]team[/bold] data (rating, min_submitted=2)" in result.stdout
+    assert mallory in result.stdout
+    assert f"Below the agreement threshold: {mallory}" in result.stderr

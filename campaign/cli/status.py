@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from campaign.cli._common import campaign_option, user_errors
@@ -130,7 +131,8 @@ def _render(report: Report) -> None:
     totals = progress.totals
     dataset = report.dataset
     share = totals.completed_share
-    stdout.print(f"[bold]{dataset.name}[/bold] ({dataset.template}, min_submitted={dataset.min_submitted})")
+    name = escape(str(dataset.name))
+    stdout.print(f"[bold]{name}[/bold] ({dataset.template}, min_submitted={dataset.min_submitted})")
     from campaign.report import text_bar
 
     stdout.print(
@@ -161,7 +163,7 @@ def _render(report: Report) -> None:
     for a in progress.annotators:
         people.add_row(
             str(a.rank),
-            a.annotator,
+            escape(a.annotator),
             str(a.submitted),
             str(a.draft),
             str(a.discarded),
@@ -184,13 +186,13 @@ def _render(report: Report) -> None:
         table.add_column(column, justify="left" if column in ("statistic", "note") else "right")
     for label, stat in agreement_rows(report.agreement):
         table.add_row(
-            label,
+            escape(label),
             "-" if stat.value is None else f"{stat.value:.3f}",
             str(stat.n_units),
             str(stat.n_annotators),
-            stat.reason or stat.note or "",
+            escape(stat.reason or stat.note or ""),
         )
     stdout.print(table)
-    flagged = [a.annotator for a in report.agreement.annotators if a.flagged]
+    flagged = [escape(a.annotator) for a in report.agreement.annotators if a.flagged]
     if flagged:
         stderr.print("[yellow]Below the agreement threshold:[/yellow] " + ", ".join(flagged))
