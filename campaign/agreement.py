@@ -12,7 +12,7 @@ chi-squared distribution. Fleiss' and Cohen's kappa are short numpy formulas (ne
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, get_args
@@ -320,8 +320,8 @@ class _Coded:
     unit: npt.NDArray[np.int64]
     annotator: npt.NDArray[np.int64]
     value: npt.NDArray[np.int64]
-    units: list[Any]
-    annotators: list[Any]
+    units: list[str]
+    annotators: list[str]
     domain: npt.NDArray[Any]
     numeric: bool
 
@@ -883,10 +883,10 @@ def _rating(submitted: pl.DataFrame) -> TemplateAgreement:
     frame = submitted.filter(pl.col("question").str.starts_with("rating_"))
     questions = sorted(frame["question"].unique().to_list(), key=_natural_key)
     per_question = {
-        q: _safe(alpha, _long(frame.filter(pl.col("question") == q), ["record_id"]), level="ordinal")
+        q: _campaign_alpha(_long(frame.filter(pl.col("question") == q), ["record_id"]), level="ordinal")
         for q in questions
     }
-    overall = _safe(alpha, _long(frame, ["record_id", "question"]), level="ordinal")
+    overall = _campaign_alpha(_long(frame, ["record_id", "question"]), level="ordinal")
     return {"overall": overall, "per_question": per_question}
 
 
@@ -899,7 +899,7 @@ def _binary(submitted: pl.DataFrame, question: str) -> TemplateAgreement:
     """binary_agreement on submitted_responses output."""
     frame = submitted.filter(pl.col("question") == question)
     long = _long(frame, ["record_id"])
-    overall = _safe(alpha, long, level="nominal")
+    overall = _campaign_alpha(long, level="nominal")
     rated = long.filter(pl.len().over("unit") >= 2)  # items with a single vote carry no agreement
     raters = rated.group_by("unit").agg(k=pl.len())["k"].to_numpy()
     if raters.size == 0:
@@ -967,7 +967,7 @@ def ranking_agreement(responses: pl.DataFrame, *, question: str = "ranking") -> 
 def _ranking(submitted: pl.DataFrame, question: str) -> TemplateAgreement:
     """ranking_agreement on submitted_responses output."""
     frame = submitted.filter(pl.col("question") == question)
-    overall = _safe(alpha, _long(frame, ["record_id", "slot"]), level="ordinal")
+    overall = _campaign_alpha(_long(frame, ["record_id", "slot"]), level="ordinal")
     per_record = _kendall_w_by_record(submitted, question).filter(pl.col("w").is_not_null())
     n_records = per_record.height
     if n_records == 0:
@@ -1048,7 +1048,7 @@ def _judge(human: pl.DataFrame, suggestions: pl.DataFrame, level: Level) -> list
                 ),
             ]
         )
-        entry = JudgeAgreement(agent, _safe(alpha, long, level=level))
+        entry = JudgeAgreement(agent, _campaign_alpha(long, level=level))
         if level != "nominal":
             x, y = rows["judge"].to_numpy(), rows["consensus"].to_numpy()
             entry = replace(
@@ -1126,13 +1126,11 @@ def campaign_agreement(
     )
 
 
-def _safe(function: Callable[..., Statistic], long: pl.DataFrame, **options: Any) -> Statistic:
-    """Run a statistic on campaign data, where an empty selection means not enough data."""
-    name = {"alpha": "alpha", "fleiss_kappa": "fleiss"}.get(function.__name__, function.__name__)
-    level = str(options.get("level", "nominal"))
+def _campaign_alpha(long: pl.DataFrame, *, level: Level) -> Statistic:
+    """Alpha on campaign data, where an empty selection means not enough data."""
     if long.height == 0:
-        return not_enough_data(name, level, "no submitted responses")
-    return function(long, **options)
+        return not_enough_data("alpha", level, "no submitted responses")
+    return alpha(long, level=level)
 
 
 def _natural_key(name: str) -> tuple[str, int]:

@@ -278,7 +278,7 @@ def compute_progress(
 
 def resolve_min_submitted(snapshot: Snapshot, override: int | None = None) -> int:
     """`min_submitted` from the override or the snapshot meta, checked to be a positive integer."""
-    value: Any = override if override is not None else snapshot.meta.get("min_submitted")
+    value: object = override if override is not None else snapshot.meta.get("min_submitted")
     if value is None:
         msg = (
             "The snapshot does not say how many submitted responses complete a record (min_submitted). "
