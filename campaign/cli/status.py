@@ -14,6 +14,10 @@ from campaign.cli._common import campaign_option, user_errors
 from campaign.cli._output import note, print_json, stderr, stdout
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from campaign.agreement import CampaignAgreement
+    from campaign.progress import AnnotatorProgress, RoundProgress
     from campaign.report import Report
     from campaign.snapshot import SyncResult
 
@@ -127,41 +131,51 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _render(report: Report) -> None:
-    progress = report.progress
+    """The report as rich tables and lines on the terminal; names are shown as typed, never as markup."""
+    from campaign.report import text_bar
+
+    progress, dataset = report.progress, report.dataset
     totals = progress.totals
-    dataset = report.dataset
     share = totals.completed_share
     name = escape(str(dataset.name))
     stdout.print(f"[bold]{name}[/bold] ({dataset.template}, min_submitted={dataset.min_submitted})")
-    from campaign.report import text_bar
-
     stdout.print(
         f"{text_bar(share)} {totals.completed}/{totals.records} records completed ({share:.0%}), "
         f"{totals.remaining_submissions} submissions to go"
     )
     if len(progress.rounds) > 1:
-        rounds = Table(title="Rounds", title_justify="left")
-        for column in ("round", "records", "completed", "pending", "conflicts"):
-            rounds.add_column(column, justify="right")
-        for r in progress.rounds:
-            rounds.add_row(*(str(v) for v in (r.round, r.records, r.completed, r.pending, r.conflicts)))
-        stdout.print(rounds)
-    people = Table(title="Annotators", title_justify="left")
-    for column in (
-        "#",
-        "annotator",
-        "submitted",
-        "draft",
-        "discarded",
-        "share",
-        "last active (UTC)",
-        "days",
-    ):
-        people.add_column(
+        stdout.print(_rounds_table(progress.rounds))
+    stdout.print(_annotators_table(progress.annotators))
+    velocity = progress.velocity
+    eta = f"ETA {velocity.eta_date} (in {velocity.eta_days:.1f} days)" if velocity.eta_days else "no ETA yet"
+    stdout.print(f"Velocity: {velocity.per_day:.1f} submissions/day over {velocity.window_days} days; {eta}.")
+    stdout.print(
+        f"Conflicting records: {progress.conflicts.records} of {progress.conflicts.checked} "
+        "with 2+ submissions."
+    )
+    stdout.print(_agreement_table(report.agreement))
+    flagged = [escape(a.annotator) for a in report.agreement.annotators if a.flagged]
+    if flagged:
+        stderr.print("[yellow]Below the agreement threshold:[/yellow] " + ", ".join(flagged))
+
+
+def _rounds_table(rounds: Sequence[RoundProgress]) -> Table:
+    table = Table(title="Rounds", title_justify="left")
+    for column in ("round", "records", "completed", "pending", "conflicts"):
+        table.add_column(column, justify="right")
+    for r in rounds:
+        table.add_row(*(str(v) for v in (r.round, r.records, r.completed, r.pending, r.conflicts)))
+    return table
+
+
+def _annotators_table(annotators: Sequence[AnnotatorProgress]) -> Table:
+    table = Table(title="Annotators", title_justify="left")
+    for column in ("#", "annotator", "submitted", "draft", "discarded", "share", "last active (UTC)", "days"):
+        table.add_column(
             column, justify="left" if column == "annotator" else "right", no_wrap=column == "annotator"
         )
-    for a in progress.annotators:
-        people.add_row(
+    for a in annotators:
+        table.add_row(
             str(a.rank),
             escape(a.annotator),
             str(a.submitted),
@@ -171,20 +185,16 @@ def _render(report: Report) -> None:
             (a.last_activity or "-")[5:16].replace("T", " "),
             str(a.active_days),
         )
-    stdout.print(people)
-    velocity = progress.velocity
-    eta = f"ETA {velocity.eta_date} (in {velocity.eta_days:.1f} days)" if velocity.eta_days else "no ETA yet"
-    stdout.print(f"Velocity: {velocity.per_day:.1f} submissions/day over {velocity.window_days} days; {eta}.")
-    stdout.print(
-        f"Conflicting records: {progress.conflicts.records} of {progress.conflicts.checked} "
-        "with 2+ submissions."
-    )
+    return table
+
+
+def _agreement_table(agreement: CampaignAgreement) -> Table:
     from campaign.report import agreement_rows
 
     table = Table(title="Agreement", title_justify="left")
     for column in ("statistic", "value", "units", "annotators", "note"):
         table.add_column(column, justify="left" if column in ("statistic", "note") else "right")
-    for label, stat in agreement_rows(report.agreement):
+    for label, stat in agreement_rows(agreement):
         table.add_row(
             escape(label),
             "-" if stat.value is None else f"{stat.value:.3f}",
@@ -192,7 +202,4 @@ def _render(report: Report) -> None:
             str(stat.n_annotators),
             escape(stat.reason or stat.note or ""),
         )
-    stdout.print(table)
-    flagged = [escape(a.annotator) for a in report.agreement.annotators if a.flagged]
-    if flagged:
-        stderr.print("[yellow]Below the agreement threshold:[/yellow] " + ", ".join(flagged))
+    return table
