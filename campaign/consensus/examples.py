@@ -6,7 +6,7 @@ record, or the slot).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import polars as pl
 
@@ -85,16 +85,22 @@ def consolidate(
     """
     policy = policy or ConsensusPolicy()
     inputs = read_inputs(records, responses, suggestions, policy, min_submitted, rounds, annotators)
-    return {kind: CONSOLIDATIONS[kind](inputs, policy) for kind in dict.fromkeys(kinds)}
+    wanted = dict.fromkeys(kinds)
+    # Pairs and KTO examples read the same decisions of the rating, ranking and binary records.
+    scored, binary = chosen_and_rejected(inputs, policy), binary_labels(inputs, policy)
+    done = {}
+    if "pairs" in wanted:
+        done["pairs"] = _pairs(inputs, scored, binary)
+    if "unpaired" in wanted:
+        done["unpaired"] = _unpaired(inputs, scored, binary, rating_labels(inputs, policy))
+    return {kind: done[kind] for kind in wanted}
 
 
-def _pairs(inputs: Inputs, policy: ConsensusPolicy) -> Consolidation:
+def _pairs(inputs: Inputs, scored: pl.DataFrame, binary: pl.DataFrame) -> Consolidation:
     """Rating and ranking records give a pair each; binary records are paired by prompt (`_pair_binary`)."""
-    scored = chosen_and_rejected(inputs, policy, ("rating", "ranking"))
     kept = _with_record(
         scored.filter(pl.col("reason").is_null()), inputs, ("chosen", "chosen_"), ("rejected", "rejected_")
     ).with_columns(chosen="chosen_text", rejected="rejected_text", rejected_record_id="record_id")
-    binary = binary_labels(inputs, policy)
     pairs, unpaired = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
     frame = _finish([kept, pairs], PAIRS_SCHEMA, ["prompt_id", "record_id", "rejected_record_id"], inputs)
     one = pl.lit(1)
@@ -151,16 +157,16 @@ def _pair_binary(labelled: pl.DataFrame, inputs: Inputs) -> tuple[pl.DataFrame, 
     return pairs, dropped
 
 
-def _unpaired(inputs: Inputs, policy: ConsensusPolicy) -> Consolidation:
+def _unpaired(
+    inputs: Inputs, scored: pl.DataFrame, binary: pl.DataFrame, rating: pl.DataFrame
+) -> Consolidation:
     """Binary records give one example; rating records one per labelled response; ranking records two (the
     chosen response True, the rejected False), the responses between them are dropped as middle_rank."""
     units = pl.when(pl.col("template") == "binary").then(1).otherwise(pl.col("n_slots"))
     total = int(inputs.records.select(units.sum()).item() or 0)
     kept = pl.col("reason").is_null()
-    binary = binary_labels(inputs, policy)
     binary_rows = binary.filter(kept).with_columns(slot=pl.lit(1, dtype=pl.Int64()), score="share")
-    rating = rating_labels(inputs, policy)
-    ranking = chosen_and_rejected(inputs, policy, ("ranking",)).join(
+    ranking = scored.filter(pl.col("template") == "ranking").join(
         inputs.records.select("rid", weight="n_slots"), on="rid", how="left"
     )
     ranked = ranking.filter(kept)
@@ -187,12 +193,6 @@ def _unpaired(inputs: Inputs, policy: ConsensusPolicy) -> Consolidation:
         ranked.select(reason=pl.lit(MIDDLE_RANK), weight=pl.col("weight") - 2),
     )
     return Consolidation(frame, total, total - sum(dropped.values()), dropped, "responses")
-
-
-CONSOLIDATIONS: dict[str, Callable[[Inputs, ConsensusPolicy], Consolidation]] = {
-    "pairs": _pairs,
-    "unpaired": _unpaired,
-}
 
 
 def _with_record(frame: pl.DataFrame, inputs: Inputs, *slots: tuple[str, str]) -> pl.DataFrame:

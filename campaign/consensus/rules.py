@@ -51,7 +51,7 @@ def _gated(decided: pl.DataFrame, policy: ConsensusPolicy) -> pl.DataFrame:
 
 
 def scores(votes: pl.DataFrame, column: str, method: str, *extra: pl.Expr) -> pl.DataFrame:
-    """record_id, slot, score (+ `extra`): the votes on each response combined, as `statistics.fmean` or
+    """rid, slot, score (+ `extra`): the votes on each response combined, as `statistics.fmean` or
     `statistics.median` combine them.
 
     Integral votes (all that Argilla's rating and ranking questions give) sum exactly in any order, so the
@@ -75,7 +75,7 @@ def scores(votes: pl.DataFrame, column: str, method: str, *extra: pl.Expr) -> pl
     return out.drop("integral")
 
 
-def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, templates: tuple[str, ...]) -> pl.DataFrame:
+def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     """The chosen and rejected response of each judged rating or ranking record, or why it is dropped.
 
     A response's score: for ratings the mean (or median) rating; for rankings ('borda') the mean number of
@@ -85,12 +85,16 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, templates: tupl
     min_margin, when both texts are the same, or below the agreement gate. Agreement is the share of the
     annotators who judged both responses that preferred the chosen one.
 
-    Columns: record_id, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
+    Columns: rid, template, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
     """
+    templates = ("rating", "ranking")
     judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
-    votes = inputs.votes.filter(pl.col("template").is_in(templates) & pl.col("known"))
-    rating = votes.filter(pl.col("template") == "rating").with_columns(better=pl.col("value"))
-    ranking = votes.filter(pl.col("template") == "ranking")
+    # Only votes on the record's responses count (a vote on another slot is ignored).
+    responses = inputs.slots.select("rid", "slot")
+    rating = inputs.votes.filter(pl.col("template") == "rating").with_columns(better=pl.col("value"))
+    ranking = inputs.votes.filter(pl.col("template") == "ranking").join(
+        responses, on=["rid", "slot"], how="semi"
+    )
     # `better` is higher for the response a voter prefers; the score's `key` is higher for the better score.
     if policy.ranking.method == "borda":
         by_voter = ["rid", "voter"]
@@ -100,7 +104,10 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, templates: tupl
     else:
         ranking = ranking.with_columns(better=-pl.col("value"))
         ranking_scores = scores(ranking, "value", "mean").with_columns(key=-pl.col("score"))
-    rating_scores = scores(rating, "value", policy.rating.method).with_columns(key=pl.col("score"))
+    rating_scores = scores(rating, "value", policy.rating.method).join(
+        responses, on=["rid", "slot"], how="semi"
+    )
+    rating_scores = rating_scores.with_columns(key=pl.col("score"))
     best = (
         pl.concat([rating_scores, ranking_scores])
         .sort(["rid", "key", "slot"], descending=[False, True, False])
@@ -134,18 +141,32 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, templates: tupl
         .then(pl.lit(IDENTICAL))
     )
     decided = decided.with_columns(reason=reason)
+    decided = decided.join(_agreement(decided, pl.concat([rating, ranking])), on="rid", how="left")
+    return _gated(decided, policy).select(
+        "rid",
+        "template",
+        "reason",
+        "chosen",
+        "rejected",
+        "chosen_score",
+        "rejected_score",
+        "margin",
+        "agreement",
+    )
+
+
+def _agreement(decided: pl.DataFrame, votes: pl.DataFrame) -> pl.DataFrame:
+    """rid, agreement of the kept pairs judged by annotators: the share of the annotators who judged both
+    responses that preferred the chosen one (its `better` is higher)."""
     pairs = decided.filter(pl.col("reason").is_null() & (pl.col("source") == "human"))
-    better = pl.concat([rating, ranking]).select("rid", "slot", "voter", "better")
+    better = votes.select("rid", "slot", "voter", "better")
 
     def on(slot: str) -> pl.DataFrame:
         return better.join(pairs.select("rid", slot=slot), on=["rid", "slot"], how="semi")
 
     both = on("chosen").join(on("rejected"), on=["rid", "voter"], suffix="_r")
-    agreement = both.group_by("rid").agg(agreement=(pl.col("better") > pl.col("better_r")).sum() / pl.len())
-    decided = decided.join(agreement, on="rid", how="left")
-    return _gated(decided, policy).select(
-        "rid", "reason", "chosen", "rejected", "chosen_score", "rejected_score", "margin", "agreement"
-    )
+    preferred = (pl.col("better") > pl.col("better_r")).sum()
+    return both.group_by("rid").agg(agreement=preferred / pl.len())
 
 
 def binary_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
@@ -155,7 +176,7 @@ def binary_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     'unanimous' also drops any disagreement. share is the share of good votes, agreement the share of votes
     that agree with the label (for the annotators' records). Then the agreement gate.
 
-    Columns: record_id, reason, label, share, agreement.
+    Columns: rid, reason, label, share, agreement.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
     votes = inputs.votes.filter((pl.col("template") == "binary") & (pl.col("slot") == 1))
@@ -191,10 +212,10 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     most kto.undesirable_max undesirable (False); it is dropped when unrated, between the two, with an
     empty text, or below the agreement gate. Agreement is the share of its ratings on the label's side.
 
-    Columns: record_id, slot, reason, label, score, agreement.
+    Columns: rid, slot, reason, label, score, agreement.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "rating"))
-    votes = inputs.votes.filter((pl.col("template") == "rating") & pl.col("known"))
+    votes = inputs.votes.filter(pl.col("template") == "rating")
     high, low = policy.kto.desirable_min, policy.kto.undesirable_max
     value, score, label = pl.col("value"), pl.col("score"), pl.col("label")
     stats = scores(

@@ -39,8 +39,8 @@ class Inputs:
     # record is dropped before any decision), reason (why it is dropped), n_annotators (+ annotators)
     records: pl.DataFrame
     slots: pl.DataFrame  # rid, slot, response, model: one row per response of a record
-    # rid, template, slot, voter, value, known (the slot is one of the record's responses): one vote per
-    # voter and slot, from the source that judges the record
+    # rid, template, voter, slot, value: one vote per voter and slot (which may not be one of the record's
+    # responses), from the source that judges the record
     votes: pl.DataFrame
     annotators: bool  # whether examples carry the sorted list of their voters
 
@@ -72,8 +72,6 @@ def read_inputs(
             for source, part in (("human", human), ("judge", judge))
         ]
     )
-    known = slots.select("rid", "slot", known=pl.lit(True))
-    votes = votes.join(known, on=["rid", "slot"], how="left").with_columns(pl.col("known").fill_null(False))
     if annotators:
         voters = votes.group_by("rid").agg(annotators=pl.col("voter").unique().sort())
         recs = recs.join(voters, on="rid", how="left")
