@@ -1,7 +1,7 @@
 """Entry point of every argilla-server process of the local server.
 
 `python -m campaign.server.plugin.launcher ROLE` registers the SQLite search engine (and, unless
-disabled, the speed-ups) before argilla-server is used, which plain `python -m argilla_server` cannot do.
+disabled, the fixes and speed-ups) before argilla-server is used, which plain `python -m argilla_server` cannot do.
 
 Roles:
   prepare   run migrations, create or update the owner, rebuild a missing or stale search index
@@ -55,14 +55,15 @@ def _exit_on_sigterm() -> None:
 
 
 def bootstrap() -> None:
-    """Register the search engine and apply the speed-ups; every argilla-server process runs this first."""
+    """Register the search engine, apply the fixes and speed-ups; every argilla-server process runs this first."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("ARGILLA_SEARCH_ENGINE", "campaign-sql")
     import campaign.server.plugin.search_engine  # noqa: F401  registers the search engine
 
     if os.environ.get(SPEEDUPS_ENV, "1") != "0":
-        from campaign.server.plugin import speedups
+        from campaign.server.plugin import fixes, speedups
 
+        fixes.apply()
         speedups.apply()
 
 

@@ -2,10 +2,7 @@
 
 No installed file is edited. Each patch names the upstream code it changes, and nothing is applied
 to any argilla-server version other than the one the patches were written against.
-`campaign server start --no-speedups` runs the stock code path.
-
-Durability trade-off of the SQLite pragmas: WAL with synchronous=NORMAL can lose the last
-transactions on power loss or an OS crash (never on a process crash), and never corrupts the file.
+`campaign server start --no-speedups` runs the stock code path (without these nor `fixes`).
 """
 
 from __future__ import annotations
@@ -26,22 +23,6 @@ class Patch:
     apply: Callable[[], None]
 
 
-def _sqlite_pragmas() -> None:
-    from argilla_server.settings import settings
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    if not settings.database_is_sqlite:
-        return
-
-    @event.listens_for(Engine, "connect")
-    def _wal(dbapi_connection: Any, connection_record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-
 def _cached_settings_validators() -> None:
     """Validate question and metadata settings with one TypeAdapter per type, built once.
 
@@ -55,10 +36,10 @@ def _cached_settings_validators() -> None:
     # The very objects upstream validates against, taken from the module that uses them.
     question_adapter: TypeAdapter[Any] = TypeAdapter(database.QuestionSettings)
     metadata_adapter: TypeAdapter[Any] = TypeAdapter(database.MetadataPropertySettings)
-    _check_source(
+    check_source(
         database.Question, "parsed_settings", "TypeAdapter(QuestionSettings).validate_python(self.settings)"
     )
-    _check_source(
+    check_source(
         database.MetadataProperty,
         "parsed_settings",
         "TypeAdapter(MetadataPropertySettings).validate_python(self.settings)",
@@ -83,9 +64,7 @@ def _skip_unsubscribed_webhook_events() -> None:
     from argilla_server.webhooks.v1 import records
 
     original = records.notify_record_event
-    _check_source(
-        records, "notify_record_event", "event = await build_record_event(db, record_event, record)"
-    )
+    check_source(records, "notify_record_event", "event = await build_record_event(db, record_event, record)")
 
     async def notify_record_event(db: Any, record_event: Any, record: Any) -> list[Any]:
         enabled = await webhooks.list_enabled_webhooks(db)
@@ -100,7 +79,7 @@ def _skip_unsubscribed_webhook_events() -> None:
                     setattr(module, name, notify_record_event)
 
 
-def _check_source(owner: Any, name: str, expected: str) -> None:
+def check_source(owner: Any, name: str, expected: str) -> None:
     """Refuse to patch when the upstream code is not the code the patch replaces."""
     import inspect
 
@@ -109,7 +88,7 @@ def _check_source(owner: Any, name: str, expected: str) -> None:
         target = target.fget
     source = inspect.getsource(target)
     if expected not in source:
-        msg = f"argilla-server's {getattr(owner, '__name__', owner)}.{name} changed; the speed-up no longer applies."
+        msg = f"argilla-server's {getattr(owner, '__name__', owner)}.{name} changed; the patch no longer applies."
         raise RuntimeError(msg)
 
 
@@ -124,28 +103,28 @@ PATCHES: list[Patch] = [
         replaces="argilla_server.webhooks.v1.records.notify_record_event (and its imported aliases)",
         apply=_skip_unsubscribed_webhook_events,
     ),
-    Patch(
-        name="sqlite-wal",
-        replaces="argilla_server.database.set_sqlite_pragma (adds WAL and synchronous=NORMAL after it)",
-        apply=_sqlite_pragmas,
-    ),
 ]
 
 _applied: list[str] = []
 
 
-def apply() -> list[str]:
-    """Apply every patch once; refuse silently-wrong patching on another argilla-server version."""
+def apply_patches(patches: list[Patch]) -> list[str]:
+    """Apply each patch once; refuse silently-wrong patching on another argilla-server version."""
     from argilla_server._version import __version__
 
     if __version__ != SUPPORTED_VERSION:
         msg = (
-            f"campaign's server speed-ups were written for argilla-server {SUPPORTED_VERSION}, "
+            f"campaign's server patches were written for argilla-server {SUPPORTED_VERSION}, "
             f"found {__version__}. Start with --no-speedups, or install argilla-server=={SUPPORTED_VERSION}."
         )
         raise RuntimeError(msg)
-    for patch in PATCHES:
+    for patch in patches:
         if patch.name not in _applied:
             patch.apply()
             _applied.append(patch.name)
-    return list(_applied)
+    return [patch.name for patch in patches]
+
+
+def apply() -> list[str]:
+    """Apply every speed-up once (on argilla-server 2.8.0 only)."""
+    return apply_patches(PATCHES)
