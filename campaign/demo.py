@@ -267,7 +267,9 @@ def ensure_demo_dataset(client: ArgillaClient, campaign: CampaignFile) -> dict[s
     """Create the campaign's workspace and dataset, or check that the existing ones match."""
     from campaign.templates import ensure_dataset
 
-    result = ensure_dataset(campaign, campaign.build_settings(), client=client)
+    result = ensure_dataset(
+        name=campaign.name, workspace=campaign.workspace, settings=campaign.build_settings(), client=client
+    )
     if result.differences:
         msg = (
             f"Dataset {campaign.name!r} in workspace {campaign.workspace!r} exists on {client.api_url} with "

@@ -25,7 +25,6 @@ from campaign.errors import ConfigError, NotFound, UsageError
 if TYPE_CHECKING:
     import argilla as rg
 
-    from campaign.campaign_file import CampaignFile
     from campaign.client import ArgillaClient
 
 TEMPLATE_NAMES = ("rating", "ranking", "binary")
@@ -667,14 +666,14 @@ class EnsureResult:
 
 
 def ensure_dataset(
-    campaign: CampaignFile, settings: rg.Settings, *, client: ArgillaClient | None = None
+    *, name: str, workspace: str, settings: rg.Settings, client: ArgillaClient | None = None
 ) -> EnsureResult:
-    """Create the campaign's workspace and dataset, or check that the existing one has these settings."""
+    """Create a workspace and dataset with these settings, or check that the existing dataset has them."""
     if client is None:
         from campaign.client import connect
 
         client = connect()
-    ensured = client.ensure_dataset(name=campaign.name, workspace=campaign.workspace, settings=settings)
+    ensured = client.ensure_dataset(name=name, workspace=workspace, settings=settings)
     differences = []
     if ensured.server_settings is not None:
         differences = diff_settings(settings_summary(settings), settings_summary(ensured.server_settings))

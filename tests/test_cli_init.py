@@ -129,8 +129,8 @@ class FakeClient(ModuleType):
         self.result = result
         self.calls: list[tuple[Any, Any]] = []
 
-    def ensure_dataset(self, campaign_file: Any, settings: Any) -> Result:
-        self.calls.append((campaign_file, settings))
+    def ensure_dataset(self, *, name: str, workspace: str, settings: Any) -> Result:
+        self.calls.append(((name, workspace), settings))
         if isinstance(self.result, Exception):
             raise self.result
         return self.result
@@ -148,8 +148,8 @@ def test_create_created(runner: CliRunner, campaign_dir: Path, monkeypatch: pyte
     assert result.exit_code == 0, result.stderr
     assert "Created workspace 'haiku'" in result.stderr
     assert "Created dataset 'haiku'" in result.stderr
-    [(campaign_file, settings)] = fake.calls
-    assert campaign_file.name == "haiku"
+    [((name, workspace), settings)] = fake.calls
+    assert (name, workspace) == ("haiku", "haiku")
     assert [f.name for f in settings.fields] == ["prompt", "completion"]
 
 

@@ -108,7 +108,7 @@ def create(campaign_dir: Path, dry_run: bool, as_json: bool) -> None:
     from campaign.templates import ensure_dataset
 
     with user_errors():
-        result = ensure_dataset(campaign, settings)
+        result = ensure_dataset(name=campaign.name, workspace=campaign.workspace, settings=settings)
     report = _as_dict(result)
     if as_json:
         print_json(report)
