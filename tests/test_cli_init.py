@@ -220,3 +220,16 @@ def test_init_refuses_an_empty_name(tmp_path: Path, option: str) -> None:
     assert result.exit_code == 2
     assert f"{option} is empty" in result.output
     assert not (tmp_path / "c" / "campaign.yaml").exists()
+
+
+def test_text_with_brackets_is_shown_as_typed(runner: CliRunner, tmp_path: Path) -> None:
+    """Paths and names reach rich as text: `[/b]` neither crashes nor vanishes."""
+    directory = tmp_path / "team [/b] [red]nl[/red]"
+    result = init(runner, directory, "--template", "binary", "--name", "haiku")
+    assert result.exit_code == 0, result.stderr
+    assert "team [/b] [red]nl[/red]" in result.stderr.replace("\n", "")
+    shown = runner.invoke(cli, ["config", "show", "--campaign", str(directory)])
+    assert shown.exit_code == 0, shown.stderr
+    assert "[red]nl[/red]" in shown.stdout.replace("\n", "")
+    dry = runner.invoke(cli, ["create", "--campaign", str(directory), "--dry-run"])
+    assert dry.exit_code == 0, dry.stderr

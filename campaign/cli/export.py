@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from campaign.cli._common import campaign_option, user_errors
-from campaign.cli._output import note, print_json, stderr
+from campaign.cli._output import note, print_json, stderr, warn
 from campaign.errors import UsageError
 
 METHODS = ("mean", "median", "borda", "mean_rank", "majority", "unanimous")
@@ -118,7 +118,7 @@ def export(
         )
         result = export_snapshot(load_snapshot(campaign_dir), out, options)
     for line in result.notes:
-        note(f"[yellow]{line}[/yellow]")
+        warn(line)
     summary = result.summary()
     if as_json:
         print_json(summary)

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from campaign.cli._common import campaign_option, user_errors
-from campaign.cli._output import note, print_json, stdout
+from campaign.cli._output import note, plain, print_json, stdout
 
 
 @click.command()
@@ -109,15 +109,13 @@ def create(campaign_dir: Path, dry_run: bool, as_json: bool) -> None:
 
     with user_errors():
         result = ensure_dataset(name=campaign.name, workspace=campaign.workspace, settings=settings)
-    report = _as_dict(result)
     if as_json:
-        print_json(report)
+        print_json(dataclasses.asdict(result))
     where = f"dataset '{campaign.name}' in workspace '{campaign.workspace}'"
-    differences = list(getattr(result, "differences", []) or [])
-    if differences:
+    if result.differences:
         if not as_json:
             note(f"The server's {where} differs from {campaign.path}:")
-            for line in differences:
+            for line in result.differences:
                 note(f"  - {line}")
         message = (
             f"Refusing to change the existing {where}. Make campaign.yaml match the server, "
@@ -126,21 +124,12 @@ def create(campaign_dir: Path, dry_run: bool, as_json: bool) -> None:
         raise click.ClickException(message)
     if as_json:
         return
-    if getattr(result, "created", False):
-        if getattr(result, "workspace_created", False):
+    if result.created:
+        if result.workspace_created:
             note(f"Created workspace '{campaign.workspace}'.")
-        note(f"Created {where}: {getattr(result, 'url', '')}")
+        note(f"Created {where}: {result.url}")
     else:
-        note(f"The {where} is already up to date: {getattr(result, 'url', '')}")
-
-
-def _as_dict(result: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.asdict(result)
-    if hasattr(result, "model_dump"):
-        return dict(result.model_dump(mode="json"))
-    keys = ("created", "workspace_created", "dataset_id", "url", "differences")
-    return {key: getattr(result, key, None) for key in keys}
+        note(f"The {where} is already up to date: {result.url}")
 
 
 def render_summary(summary: dict[str, Any]) -> None:
@@ -149,7 +138,9 @@ def render_summary(summary: dict[str, Any]) -> None:
     for column in ("name", "title", "type", "markdown", "required"):
         fields.add_column(column)
     for f in summary["fields"]:
-        fields.add_row(f["name"], f["title"] or "", f["type"], _yes(f["use_markdown"]), _yes(f["required"]))
+        fields.add_row(
+            plain(f["name"]), plain(f["title"]), f["type"], _yes(f["use_markdown"]), _yes(f["required"])
+        )
     questions = Table(title="Questions", title_justify="left")
     for column in ("name", "type", "title", "options", "required"):
         questions.add_column(column)
@@ -158,12 +149,12 @@ def render_summary(summary: dict[str, Any]) -> None:
         shown = (
             ", ".join(f"{k}={v}" for k, v in options.items()) if isinstance(options, dict) else str(options)
         )
-        questions.add_row(q["name"], q["type"], q["title"] or "", shown, _yes(q["required"]))
+        questions.add_row(plain(q["name"]), q["type"], plain(q["title"]), plain(shown), _yes(q["required"]))
     metadata = Table(title="Metadata", title_justify="left")
     for column in ("name", "type", "title", "visible to annotators"):
         metadata.add_column(column)
     for m in summary["metadata"]:
-        metadata.add_row(m["name"], m["type"], m["title"] or "", _yes(m["visible_for_annotators"]))
+        metadata.add_row(plain(m["name"]), m["type"], plain(m["title"]), _yes(m["visible_for_annotators"]))
     for table in (fields, questions, metadata):
         stdout.print(table)
     distribution = summary["distribution"]
@@ -221,15 +212,15 @@ def show(campaign_dir: Path, as_json: bool) -> None:
     for column in ("setting", "value", "source"):
         table.add_column(column)
     for name, item in connection.items():
-        table.add_row(name, item["value"] or "", item["source"])
+        table.add_row(name, plain(item["value"]), plain(item["source"]))
     stdout.print(table)
     if campaign is None:
         note(missing or "No campaign.")
         return
-    values = Table(title=f"Campaign ({campaign['path']})", title_justify="left")
+    values = Table(title=plain(f"Campaign ({campaign['path']})"), title_justify="left")
     values.add_column("key")
     values.add_column("value")
     for key, value in campaign.items():
         if key != "path":
-            values.add_row(key, "" if value is None else str(value))
+            values.add_row(key, plain(value))
     stdout.print(values)
