@@ -434,8 +434,8 @@ def sync_snapshot(
 ) -> tuple[Snapshot, SyncResult]:
     """Bring the local snapshot up to date with the server and record the sync's progress counts.
 
-    Skips the download when the dataset shows no activity since the last sync; otherwise fetches the
-    records that changed (on the local server) or every record (elsewhere), and notices deletions.
+    Fetches the records that changed (on the local server, whose fingerprints also prove a snapshot
+    unchanged) or every record (elsewhere), and notices deletions.
     Tables whose content did not change are left on disk as they are. One sync runs at a time per store.
     """
     import time
@@ -535,7 +535,7 @@ def _sync_lock(directory: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class _SyncJob:
-    """What every sync mode reads: the server, the dataset, its activity and the stored snapshot."""
+    """What every sync mode reads: the server, the dataset and the stored snapshot."""
 
     client: ArgillaClient
     directory: Path
@@ -549,18 +549,6 @@ class _SyncJob:
     load_prints: Callable[[], pl.DataFrame | None]  # the stored fingerprints (None without meta)
     load_previous: Callable[[], _Stored | None]  # the stored snapshot, when its meta is `meta`
     on_page: Callable[[int], object] | None
-
-    @property
-    def activity(self) -> str:
-        """What changes whenever the dataset does (compared with the stored meta's last_activity_at)."""
-        # Responses touch last_activity_at; seeding and status changes show in the progress counts.
-        parts = (
-            self.details.get("last_activity_at"),
-            self.details.get("updated_at"),
-            self.progress.get("total"),
-            self.progress.get("completed"),
-        )
-        return "|".join(str(value) for value in parts)
 
 
 @dataclass(frozen=True)
@@ -578,36 +566,17 @@ class _Pulled:
 
 
 def _sync(job: _SyncJob) -> tuple[Snapshot, SyncResult]:
-    """Pull by the cheapest mode that is exact, then write the result."""
+    """Pull by the cheapest mode that is exact, then write the result.
+
+    No shortcut trusts the dataset's `last_activity_at`: bulk writes with responses (the SDK's
+    `records.log`) and restores leave it alone. Only the rows' own update times, which every write
+    path sets, and the totals, which every delete moves, prove a snapshot unchanged (`_pull_changes`).
+    """
     import uuid
 
     now = datetime.now(UTC)
     sync_id = uuid.uuid4().hex[:12]
-    pulled = None
-    if job.meta is not None and job.meta.get("last_activity_at") == job.activity:
-        pulled = _pull_unchanged(job)
-    if pulled is None:
-        pulled = _pull_changes(job)
-    return _write_sync(job, pulled, sync_id=sync_id, now=now)
-
-
-def _pull_unchanged(job: _SyncJob) -> _Pulled | None:
-    """No activity since the last sync: the stored tables as they are (None when they cannot be read)."""
-    stored = job.load_previous()
-    if stored is None:
-        return None
-    prints = job.load_prints()
-    tables = stored.snapshot.records, stored.snapshot.responses, stored.snapshot.suggestions
-    return _Pulled(
-        mode="unchanged",
-        tables=tables,
-        changed=0,
-        counts=stored.counts,
-        stored=stored,
-        fingerprints=_Keep.KEEP,
-        fingerprints_as_of=stored.snapshot.meta.get("fingerprints_as_of") if prints is not None else None,
-        unchanged=frozenset(CONTENT_TABLES),
-    )
+    return _write_sync(job, _pull_changes(job), sync_id=sync_id, now=now)
 
 
 @dataclass(frozen=True)
@@ -691,7 +660,7 @@ def _pull_incremental(
         stored.counts[1] - gone_counts[1] + new_counts[1],
     )
     return _Pulled(
-        mode="incremental",
+        mode="incremental" if drop else "unchanged",
         tables=(merged[0], merged[1], merged[2]),
         changed=len(drop),
         counts=counts,
@@ -766,7 +735,6 @@ def _write_sync(
         "snapshot_id": _combined_id([digests[name] for name in CONTENT_TABLES]),
         "sync_id": sync_id,
         "synced_at": now.isoformat(),
-        "last_activity_at": job.activity,
         "dataset": job.dataset_name,
         "dataset_id": job.dataset_id,
         "workspace": job.workspace,

@@ -280,3 +280,93 @@ def test_incremental_sync_rewrites_only_changed_tables_and_recovers_from_a_kill(
     assert incremental.snapshot_id == store.content_id(
         incremental.records, incremental.responses, incremental.suggestions
     )
+
+
+def test_every_write_path_is_seen_by_the_next_sync(
+    local_server: Any, campaign: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each way the server can change a dataset shows in the next sync, on the local and a stock server.
+
+    Bulk writes with responses and restores leave the dataset's last_activity_at alone, so a sync that
+    trusted it kept stale values; after each write both stores must equal a full sync into a new folder.
+    """
+    from campaign import snapshot as store
+    from campaign.backup import backup_dataset, restore_dataset
+    from campaign.campaign_file import load_campaign
+    from campaign.client import ArgillaClient
+
+    url, owner_key = local_server.api_url, local_server.api_key
+    spec = load_campaign(campaign["dir"])
+    local = ArgillaClient(url, owner_key)
+    stock = ArgillaClient(url, owner_key)
+    stock._extensions = False  # what the client concludes from a stock server's 404
+    dataset_id = str(local.require_dataset(spec.name, spec.workspace)["id"])
+    users, ids = campaign["users"], campaign["record_ids"]
+
+    def sync(client: ArgillaClient, directory: Path) -> tuple[str, str]:
+        snap, result = store.sync_snapshot(
+            client, directory, dataset_name=spec.name, workspace=spec.workspace, template="rating"
+        )
+        return snap.snapshot_id, result.mode
+
+    def ok(answer: Any) -> Any:
+        assert answer.status_code < 300, answer.text
+        return answer.json() if answer.content else None
+
+    backup = tmp_path / "backup"
+    backup_dataset(local, backup, dataset=spec.name, workspace=spec.workspace)
+    for client, name in ((local, "local"), (stock, "stock")):
+        sync(client, tmp_path / name)
+    created: dict[str, Any] = {}
+
+    def ui_create() -> None:
+        created.update(submit(url, users[2]["api_key"], ids[11], {"rating_1": 1, "rating_2": 2}))
+
+    def ui_update() -> None:
+        body = {"values": {"rating_1": {"value": 4}, "rating_2": {"value": 4}}, "status": "submitted"}
+        ok(api(url, users[2]["api_key"], "PUT", f"/responses/{created['id']}", json=body))
+
+    def bulk_with_responses() -> None:
+        # Another value, the same status: no count moves (the path of the SDK's records.log).
+        response = {"user_id": users[0]["id"], "status": "submitted"}
+        response["values"] = {"rating_1": {"value": 2}, "rating_2": {"value": 2}}
+        items = [{"id": ids[4], "responses": [response]}]
+        ok(api(url, owner_key, "PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": items}))
+
+    def restore() -> None:
+        restore_dataset(local, backup, force=True)  # record 4's response goes back to its old value
+
+    def record_metadata() -> None:
+        ok(api(url, owner_key, "PATCH", f"/records/{ids[5]}", json={"metadata": {"round": 2}}))
+
+    def delete_response() -> None:
+        ok(api(url, users[2]["api_key"], "DELETE", f"/responses/{created['id']}"))
+
+    def delete_record() -> None:
+        ok(api(url, owner_key, "DELETE", f"/records/{ids[11]}"))
+
+    def delete_records_in_bulk() -> None:
+        ok(api(url, owner_key, "DELETE", f"/datasets/{dataset_id}/records", params={"ids": ids[6]}))
+
+    writes = (
+        ui_create,
+        ui_update,
+        bulk_with_responses,
+        restore,
+        record_metadata,
+        delete_response,
+        delete_record,
+        delete_records_in_bulk,
+    )
+    previous = sync(stock, tmp_path / "fresh-0")[0]
+    for step, write in enumerate(writes, start=1):
+        write()
+        truth = sync(stock, tmp_path / f"fresh-{step}")[0]
+        assert truth != previous, write.__name__  # the write changed what a snapshot holds
+        for client, name in ((local, "local"), (stock, "stock")):
+            snapshot_id, mode = sync(client, tmp_path / name)
+            assert (write.__name__, name, snapshot_id) == (write.__name__, name, truth)
+            assert mode != "unchanged"
+        previous = truth
+    # Nothing written since: the local server proves it from its fingerprints.
+    assert sync(local, tmp_path / "local") == (previous, "unchanged")
