@@ -48,3 +48,7 @@ class InputError(CampaignError, ValueError):
 
 class NotEnoughData(CampaignError, ValueError):
     """A statistic or policy has too little data to give a meaningful answer."""
+
+
+class DestinationError(CampaignError, OSError):
+    """A file or folder cannot be written where asked (a file on the way, no permission, no space)."""

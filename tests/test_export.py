@@ -255,15 +255,25 @@ def test_parquet_files_are_snappy_with_dictionaries_only_for_repetitive_columns(
         assert columns["source"].is_stats_set and "RLE_DICTIONARY" in columns["source"].encodings
 
 
-def test_refuses_non_empty_folder_unless_overwrite(tmp_path):
+def test_refuses_non_empty_folder_even_with_overwrite(tmp_path):
+    # --overwrite replaces only an earlier export (recognised by its manifest), never another folder.
     out = tmp_path / "export"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(UsageError, match=r"keep\.txt"):
+            export_snapshot(rating_campaign(10), out, ExportOptions(formats="dpo", overwrite=overwrite))
+        assert files_of(out) == {"keep.txt": b"mine"}
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+def test_overwrite_replaces_an_earlier_export(tmp_path):
+    out = tmp_path / "export"
+    export_snapshot(rating_campaign(10), out, ExportOptions(formats="kto"))
     with pytest.raises(UsageError, match="--overwrite"):
         export_snapshot(rating_campaign(10), out, ExportOptions(formats="dpo"))
-    assert files_of(out) == {"keep.txt": b"mine"}
     export_snapshot(rating_campaign(10), out, ExportOptions(formats="dpo", overwrite=True))
-    assert "keep.txt" not in files_of(out) and (out / "dpo" / "train.parquet").is_file()
+    assert not (out / "kto").exists() and (out / "dpo" / "train.parquet").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
 
 
@@ -478,7 +488,7 @@ def test_an_export_cleans_up_the_staging_folder_of_a_killed_export(tmp_path: Pat
     import subprocess
     import sys
 
-    from campaign.export.writers import _remove_abandoned_staging
+    from campaign.destinations import remove_leftovers
 
     out = tmp_path / "v1"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -488,7 +498,7 @@ def test_an_export_cleans_up_the_staging_folder_of_a_killed_export(tmp_path: Pat
     (abandoned / "partial.parquet").write_bytes(b"x")
     ours = tmp_path / f".v1.tmp-{os.getpid()}-def"
     ours.mkdir()
-    _remove_abandoned_staging(out)
+    remove_leftovers(out)
     assert not abandoned.exists()
     assert ours.exists()  # a live export's staging folder is left alone
 

@@ -158,3 +158,93 @@ def test_records_without_prompt_id_fail_with_their_ids_and_no_traceback(tmp_path
     assert "2 record(s) have no prompt_id (r000, r001)" in result.stderr
     assert "campaign status" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def one_line_error(result, expected: str, exit_code: int) -> None:
+    """A refusal: the exit code, one 'Error:' line holding `expected`, nothing 'unexpected'."""
+    assert result.exit_code == exit_code, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert "unexpected" not in result.stderr
+
+
+def campaign_files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def full_campaign(campaign_dir: Path) -> Path:
+    """A campaign folder as `campaign init` leaves it, with a synced snapshot."""
+    (campaign_dir / "campaign.yaml").write_text("name: demo\nworkspace: demo\n", encoding="utf-8")
+    (campaign_dir / "guidelines.md").write_text("# Guidelines\n", encoding="utf-8")
+    return campaign_dir
+
+
+@pytest.mark.parametrize("where", ["campaign", "parent", "dot"])
+def test_overwrite_never_replaces_the_campaign(full_campaign, tmp_path, monkeypatch, where):
+    (tmp_path / "unrelated.txt").write_text("keep me", encoding="utf-8")
+    before, unrelated = campaign_files(full_campaign), (tmp_path / "unrelated.txt").read_bytes()
+    out = {"campaign": str(full_campaign), "parent": str(tmp_path), "dot": "."}[where]
+    if where == "dot":
+        monkeypatch.chdir(full_campaign)
+    result = run("--campaign", str(full_campaign), "--out", out, "--overwrite")
+    expected = {"campaign": "campaign folder", "parent": "camp", "dot": "campaign folder"}[where]
+    one_line_error(result, expected, 2)
+    assert campaign_files(full_campaign) == before
+    assert (tmp_path / "unrelated.txt").read_bytes() == unrelated
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camp", "unrelated.txt"]
+
+
+def test_overwrite_refuses_a_folder_no_export_wrote_and_names_its_content(full_campaign, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    result = run("--campaign", str(full_campaign), "--out", str(out), "--overwrite")
+    one_line_error(result, "notes.txt", 2)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("kind", ["under a file", "name too long"])
+def test_an_impossible_out_is_one_line_naming_it(full_campaign, tmp_path, kind):
+    out = {
+        "under a file": full_campaign / "campaign.yaml" / "export",
+        "name too long": tmp_path / ("x" * 300),
+    }[kind]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run("--campaign", str(full_campaign), "--out", str(out))
+    one_line_error(result, str(out), 1)
+    assert "--out" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(full_campaign, tmp_path, monkeypatch):
+    from campaign.export import writers
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, "write_frame", full)
+    out = tmp_path / "o"
+    one_line_error(run("--campaign", str(full_campaign), "--out", str(out)), "No space left", 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camp"]
+
+
+def test_an_export_removes_what_killed_exports_to_the_same_folder_left(full_campaign, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "o"
+    left = [f".o.old-{dead.pid}-k2j3", f".o.tmp-{dead.pid}-x9", ".o.old-a1b2c3d4", f".o.partial-{dead.pid}-q"]
+    for name in left:
+        (tmp_path / name / "old").mkdir(parents=True)
+        (tmp_path / name / "old" / "manifest.json").write_text("{}", encoding="utf-8")
+    alive = tmp_path / f".o.tmp-{os.getpid()}-live"
+    alive.mkdir()
+    other = tmp_path / f".other.old-{dead.pid}-k2j3"
+    other.mkdir()
+    assert run("--campaign", str(full_campaign), "--out", str(out)).exit_code == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["camp", "o", alive.name, other.name])

@@ -14,7 +14,7 @@ from campaign.export.card import card_agreement, kto_weights, render_card
 from campaign.export.formats import FORMATS, to_format, validate_rows
 from campaign.export.options import ExportOptions, resolve_formats
 from campaign.export.splits import split_by_prompt
-from campaign.export.writers import push_to_hub, write_export
+from campaign.export.writers import check_export_folder, push_to_hub, write_export
 from campaign.snapshot import Snapshot
 
 __all__ = [
@@ -54,6 +54,8 @@ def export_snapshot(
     if out is None and hub_repo is None:
         msg = "Say where the export goes: --out DIR, --push-to-hub REPO, or both."
         raise UsageError(msg)
+    if out is not None:
+        check_export_folder(out, overwrite=options.overwrite)  # before any work: a refusal costs nothing
     notes: tuple[str, ...] = ()
     if agreement is None:
         agreement, left_out = card_agreement(snapshot)

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from importlib import metadata
@@ -17,10 +16,10 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from campaign.errors import AuthenticationFailed, ConnectionFailed, NotFound, UsageError
+from campaign.destinations import cannot_write, check_folder, remove_leftovers, replace_folder, staging_path
+from campaign.errors import AuthenticationFailed, ConnectionFailed, NotFound
 from campaign.export.build import ExportResult
 from campaign.export.card import render_card
-from campaign.processes import pid_alive
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
@@ -147,13 +146,18 @@ def build_manifest(result: ExportResult, files: dict[str, dict[str, dict[str, An
     }
 
 
-def _prepare_target(out: Path, *, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        msg = f"{out} exists and is not a folder; choose another --out."
-        raise UsageError(msg)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        msg = f"{out} exists and is not empty; choose another --out or pass --overwrite."
-        raise UsageError(msg)
+def is_export(folder: Path) -> bool:
+    """Whether `folder` holds an export this package wrote (recognised by its manifest)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"snapshot", "formats", "config_hash"} <= manifest.keys()
+
+
+def check_export_folder(out: Path | str, *, overwrite: bool) -> Path:
+    """The absolute export folder, once it is new, empty, or (with `overwrite`) an earlier export."""
+    return check_folder(out, what="an export", ours=is_export, overwrite=overwrite)
 
 
 def _fill(folder: Path, result: ExportResult, *, jsonl: bool, repo_id: str | None) -> dict[str, Any]:
@@ -199,38 +203,24 @@ def write_export(
     repo_id: str | None = None,
 ) -> ExportResult:
     """Write the export folder atomically: on any failure nothing is left at `out` that was not there."""
-    out = Path(out).absolute()
-    _prepare_target(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_staging(out)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
+    out = check_export_folder(out, overwrite=overwrite)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = staging_path(out, "tmp")
+    except OSError as exc:
+        raise cannot_write(out, exc) from None
     try:
         _fill(staging, result, jsonl=jsonl, repo_id=repo_id)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700; an export folder is meant to be shared
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, trash / "old")
-            try:
-                os.replace(staging, out)
-            except BaseException:
-                os.replace(trash / "old", out)
-                raise
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, out)
+        replace_folder(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise cannot_write(out, exc) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    remove_leftovers(out)
     return replace(result, path=str(out))
-
-
-def _remove_abandoned_staging(out: Path) -> None:
-    """Delete staging folders of exports to `out` whose process died (kill -9) before renaming them."""
-    for staging in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = staging.name.removeprefix(f".{out.name}.tmp-").split("-", 1)[0]
-        if not pid.isdigit() or pid_alive(int(pid)):
-            continue
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def push_to_hub(
