@@ -121,7 +121,8 @@ def write_file(path: Path, text: str, *, private: bool = False) -> None:
 
 def remove_leftovers(target: Path) -> list[Path]:
     """Delete what killed runs writing `target` left beside it (by name, and only if their process is gone)."""
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:{'|'.join(STAGES)})-(?:(\d+)-)?\w+")
+    # Older versions named them without a pid (or, for single files, without any suffix).
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:{'|'.join(STAGES)})(?:-(?:(\d+)-)?\w+)?")
     removed = []
     with contextlib.suppress(OSError):
         for entry in target.parent.iterdir():

@@ -65,12 +65,12 @@ def status(
     """
     if as_json and markdown:
         raise click.UsageError("Choose one of --json and --markdown.")
+    if html_path is not None:
+        _check_html(html_path)  # before the sync: a refused --html changes nothing
     while True:
         report, sync_result = _report(campaign_dir, sync=not no_sync, quiet=as_json or markdown)
         if html_path is not None:
-            from campaign.report import render_html
-
-            _write_text(html_path, render_html(report))
+            _write_html(html_path, report)
             note(f"Wrote {html_path}")
         if as_json:
             sync = sync_result.to_dict() if sync_result is not None else None
@@ -122,12 +122,38 @@ def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> tuple[Report, Syn
     return report, result
 
 
-def _write_text(path: Path, text: str) -> None:
-    import os
+def _is_html_report(path: Path) -> bool:
+    """Whether `path` holds an HTML report that `status --html` wrote (by its title)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return head.startswith("<!DOCTYPE html>") and "<title>Campaign status: " in head
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+
+def _check_html(path: Path) -> Path:
+    """The --html file, once it is new, empty, or an earlier report (never campaign.yaml or another file)."""
+    from campaign.destinations import check_file
+
+    with user_errors():
+        return check_file(
+            path, what="an HTML report of 'campaign status'", ours=_is_html_report, option="--html"
+        )
+
+
+def _write_html(path: Path, report: Report) -> None:
+    """Write the HTML report atomically, then remove what killed runs left beside it."""
+    from campaign.destinations import cannot_write, remove_leftovers, write_file
+    from campaign.report import render_html
+
+    target = _check_html(path)
+    with user_errors():
+        try:
+            write_file(target, render_html(report))
+        except OSError as exc:
+            raise cannot_write(target, exc, option="--html") from None
+    remove_leftovers(target)
 
 
 def _render(report: Report) -> None:
