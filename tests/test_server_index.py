@@ -79,16 +79,16 @@ def test_value_rows_flatten_values_for_terms_and_ranges() -> None:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("hello world", '"hello" AND "world"'),
-        ('"exact phrase" more', '"exact phrase" AND "more"'),
+        ("hello world", '("hello") AND ("world")'),
+        ('"exact phrase" more', '("exact phrase") AND ("more")'),
         ("pre*", '"pre"*'),
         ("don't", '"don" AND "t"'),
         ("  ", None),
-        ("AND OR NOT", '"AND" AND "OR" AND "NOT"'),  # operators are searched as words, never parsed
+        ("AND OR NOT", '("AND") AND ("OR") AND ("NOT")'),  # FTS5 operators are searched as words
     ],
 )
 def test_text_query_becomes_a_safe_fts_expression(query: str, expected: str | None) -> None:
-    assert TextSearch(query).match_expression() == expected
+    assert TextSearch(query).match.expression == expected
 
 
 def test_metadata_suggestion_and_record_filters(index: SearchIndex) -> None:

@@ -472,6 +472,10 @@ class SQLiteSearchEngine(SearchEngine):
         user_id: str | UUID | None = None,
     ) -> SearchResponses:
         text = _text_search(dataset, query)
+        if any(isinstance(order.scope, MetadataFilterScope) for order in sort or []):
+            # A metadata sort reads the property's type; the dataset search endpoint loads the dataset
+            # without its properties, and a lazy load outside await fails.
+            await dataset.awaitable_attrs.metadata_properties
         total = None
         statuses = _only_status_filter(filter)
         if statuses is not None and text is None:

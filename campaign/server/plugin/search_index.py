@@ -11,14 +11,16 @@ documents below, and turns search-engine filters into calls of `compile_filter`.
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
+
+from campaign.server.plugin.search_query import Match, parse, to_fts5
 
 SCHEMA_VERSION = 8
 
@@ -539,8 +541,10 @@ class SearchIndex:
         order_by = Clause.sequence([*order, Clause("r.rid ASC")])
         # The window count rides along with the page, so the matches are found once, not twice.
         counted = ", count(*) OVER () AS total" if total is None else ""
+        # Elasticsearch scores every record of a match_all 1.0, and none when it sorts by a field.
+        score = "NULL" if order else "1.0"
         sql = (
-            f"SELECT r.record_id, NULL AS score{counted} FROM {source} WHERE {where_sql}"
+            f"SELECT r.record_id, {score} AS score{counted} FROM {source} WHERE {where_sql}"
             f" ORDER BY {order_by.sql} LIMIT ? OFFSET ?"
         )
         rows = self.query(sql, [*params, *order_by.params, limit, offset])
@@ -566,11 +570,10 @@ class SearchIndex:
         table; it is joined only when a filter or sort reads its columns, and otherwise only for the
         record ids of the page. Matches are scored and counted in one pass (relevance first, then rid).
         """
-        match = text.match_expression()
         block = self._rid_block(dataset_id)
-        if match is None or block is None:
+        if text.match.matches_nothing or block is None:
             return [], 0
-        hits_params = text.hits_params(match, dataset_id, *block)
+        hits_params = text.hits_params(dataset_id, *block)
         condition = where or Clause("1")
         # The records table is joined only when needed; CROSS JOIN keeps the text index in the outer loop.
         joined = condition.record_columns or any(c.record_columns for c in order)
@@ -598,8 +601,8 @@ class SearchIndex:
             )
         )
         # A record deleted since the page was read is left out, as argilla-server leaves out hits it
-        # no longer finds in its database.
-        page = [(record_ids[rid], score) for rid, score, _ in rows if rid in record_ids]
+        # no longer finds in its database. Sorted by a field, Elasticsearch computes no scores.
+        page = [(record_ids[rid], None if order else score) for rid, score, _ in rows if rid in record_ids]
         return page, int(rows[0][2])
 
     def _user_page(
@@ -621,7 +624,7 @@ class SearchIndex:
                 f"SELECT r.record_id FROM {source} WHERE {where_sql} AND r.rnd < ? ORDER BY r.rnd LIMIT ?",
                 [*params, key, want - len(rows)],
             )
-        return [(row[0], None) for row in rows[offset:want]]
+        return [(row[0], 1.0) for row in rows[offset:want]]
 
     def count_by_status(self, dataset_id: str, statuses: Sequence[str], user_id: str | None) -> int:
         """Records with a response in one of `statuses` (by the user, if given); `pending` means none.
@@ -708,12 +711,11 @@ class SearchIndex:
         clauses = ["r.dataset_id = ?", "v.settings_id = ?"]
         params: list[Any] = [dataset_id, settings_id]
         if text is not None:
-            match = text.match_expression()
             block = self._rid_block(dataset_id)
-            if match is None or block is None:
+            if text.match.matches_nothing or block is None:
                 return [], []
             clauses.append(f"r.rid IN (SELECT rid FROM ({text.hits_sql(scored=False)}))")
-            params.extend(text.hits_params(match, dataset_id, *block))
+            params.extend(text.hits_params(dataset_id, *block))
         if where is not None:
             clauses.append(where.sql)
             params.extend(where.params)
@@ -887,26 +889,44 @@ class Clause:
         )
 
 
-_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
 @dataclass(frozen=True)
 class TextSearch:
-    """A user's text query, over one field or all of them.
+    """A user's text query, over one field or all of them, read as Elasticsearch's simple_query_string.
 
-    Like Elasticsearch's simple_query_string with the AND operator: every term must occur; quoted
-    text is a phrase; a trailing * is a prefix.
+    `search_query` turns it into one FTS5 MATCH expression, or into the records that do not match one
+    (a query such as `-word`, which FTS5 alone cannot express).
     """
 
     q: str
     field: str | None = None
 
+    @cached_property
+    def match(self) -> Match:
+        """The query in FTS5 form."""
+        return to_fts5(parse(self.q))
+
     def hits_sql(self, *, scored: bool = True) -> str:
         """Matching records in a rid range: `rid`, and `score` (relevance, higher is better) if asked.
 
         Each record matches at most once: one FTS row per record, or per (record, field) for one field.
+        Records matched by exclusion (`-word`, `*`) score 1.0, as Elasticsearch's match_all does.
         """
+        if self.match.negated:
+            score = ", 1.0 AS score" if scored else ""
+            sql = f"SELECT rid{score} FROM idx_records WHERE rid BETWEEN ? AND ?"
+            if self.match.expression is None:
+                return sql
+            return f"{sql} AND rid NOT IN ({self._fts_sql(scored=False)})"
+        return self._fts_sql(scored=scored)
+
+    def hits_params(self, dataset_id: str, first_rid: int, last_rid: int) -> list[Any]:
+        """The parameters of `hits_sql`, for the records with rids in [first_rid, last_rid]."""
+        fts = self._fts_params(dataset_id, first_rid, last_rid) if self.match.expression is not None else []
+        if self.match.negated:
+            return [first_rid, last_rid, *fts]
+        return fts
+
+    def _fts_sql(self, *, scored: bool) -> str:
         if self.field is None:
             # One row per record with all its text: every term may match a different field.
             score = ", -bm25(idx_text_all) AS score" if scored else ""
@@ -921,24 +941,8 @@ class TextSearch:
             " (SELECT field_id FROM idx_fields WHERE dataset_id = ? AND name = ?)"
         )
 
-    def hits_params(self, match: str, dataset_id: str, first_rid: int, last_rid: int) -> list[Any]:
-        """The parameters of `hits_sql`, for the records with rids in [first_rid, last_rid]."""
+    def _fts_params(self, dataset_id: str, first_rid: int, last_rid: int) -> list[Any]:
+        match = self.match.expression
         if self.field is None:
             return [match, first_rid, last_rid]
         return [match, first_rid << FIELD_BITS, last_rid << FIELD_BITS | FIELD_MASK, dataset_id, self.field]
-
-    def match_expression(self) -> str | None:
-        """The FTS5 MATCH expression, or None when the query has no searchable word."""
-        parts: list[str] = []
-        for phrase, token in _TOKEN.findall(self.q):
-            if phrase:
-                words = _WORD.findall(phrase)
-                if words:
-                    parts.append('"' + " ".join(words) + '"')
-                continue
-            prefix = token.endswith("*")
-            words = _WORD.findall(token)
-            for i, word in enumerate(words):
-                star = "*" if prefix and i == len(words) - 1 else ""
-                parts.append(f'"{word}"{star}')
-        return " AND ".join(parts) if parts else None
