@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from campaign.errors import CampaignError, Conflict, InputError, NotFound, UsageError
+from campaign.destinations import (
+    cannot_write,
+    check_file,
+    check_folder,
+    remove_leftovers,
+    replace_folder,
+    staging_path,
+    write_file,
+)
+from campaign.errors import CampaignError, Conflict, InputError, NotFound
 
 if TYPE_CHECKING:
     from campaign.client import ArgillaClient, StoredRecord
@@ -87,14 +96,17 @@ def backup_dataset(
     client: ArgillaClient, directory: Path, *, dataset: str, workspace: str, overwrite: bool = False
 ) -> BackupResult:
     """Save a dataset's settings, records, responses and users into `directory`, atomically."""
-    directory = Path(directory)
-    _check_target(directory, overwrite=overwrite)
+    directory = check_folder(
+        directory, what="a backup", ours=is_backup, overwrite=overwrite, option="backup DIRECTORY"
+    )
     found = client.require_dataset(dataset, workspace)
     dataset_id = str(found["id"])
     usernames = {str(u["id"]): u for u in client.users()}
-    staging = directory.parent / f".{directory.name}.partial-{uuid.uuid4().hex[:8]}"
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging.mkdir()
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = staging_path(directory, "partial")
+    except OSError as exc:
+        raise cannot_write(directory, exc, option="backup DIRECTORY") from None
     try:
         settings, question_names = _read_settings(client, dataset_id)
         settings["dataset"]["workspace"] = workspace
@@ -136,10 +148,13 @@ def backup_dataset(
         }
         _write_json(staging / MANIFEST, manifest)
         _fsync_dir(staging)
-        _swap_into_place(staging, directory)
-    except BaseException:
+        replace_folder(staging, directory)
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):  # a local write failed
+            raise cannot_write(directory, exc, option="backup DIRECTORY") from None
         raise
+    remove_leftovers(directory)
     return BackupResult(directory, dataset, workspace, counts)
 
 
@@ -262,32 +277,13 @@ def _record_entry(
     }
 
 
-def _check_target(directory: Path, *, overwrite: bool) -> None:
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"{directory} is a file; give a directory for the backup.")
-    if directory.is_dir() and any(directory.iterdir()):
-        if not (directory / MANIFEST).is_file():
-            msg = f"{directory} is not empty and holds no backup; give a new or empty directory."
-            raise UsageError(msg)
-        if not overwrite:
-            msg = (
-                f"{directory} already holds a backup. Give a new directory, or add --overwrite to replace it."
-            )
-            raise UsageError(msg)
-
-
-def _swap_into_place(staging: Path, directory: Path) -> None:
-    """Rename the finished backup into place; an old backup is removed only once the new one is there."""
-    old: Path | None = None
-    if directory.exists():
-        if any(directory.iterdir()):
-            old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-            directory.rename(old)
-        else:
-            directory.rmdir()
-    staging.rename(directory)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def is_backup(directory: Path) -> bool:
+    """Whether `directory` holds a backup that `campaign backup` wrote (recognised by its manifest)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
 def _versions(client: ArgillaClient) -> dict[str, str | None]:
@@ -385,6 +381,12 @@ def restore_dataset(
     responses then replace the same users' newer ones.
     """
     backup = read_backup(directory)
+    # Checked before any user is created: their passwords are shown only once.
+    passwords_path = check_file(
+        passwords_file or backup.directory / PASSWORDS_FILE,
+        what="a passwords file of 'campaign restore'",
+        ours=_is_passwords_file,
+    )
     source = backup.manifest["source"]
     backup_id = str(backup.manifest.get("backup_id"))
     name = dataset or str(source["dataset"])
@@ -431,9 +433,7 @@ def restore_dataset(
     finally:
         # Written even when creating a later user failed: the ones already created need their passwords.
         if passwords:
-            written_passwords = _save_passwords(
-                passwords_file or backup.directory / PASSWORDS_FILE, passwords
-            )
+            written_passwords = _save_passwords(passwords_path, passwords)
     question_ids = {str(q["name"]): str(q["id"]) for q in client.questions(dataset_id)}
 
     records = responses = 0
@@ -512,11 +512,24 @@ def _settings_differences(wanted: dict[str, Any], found: dict[str, Any]) -> list
     return differences
 
 
-def _save_passwords(path: Path, passwords: dict[str, str]) -> Path:
-    from campaign.config import write_private_json
+def _is_passwords_file(path: Path) -> bool:
+    """Whether `path` holds passwords that a restore wrote: a JSON object of username -> password."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(isinstance(v, str) for v in data.values())
 
-    previous = _read_json(path) if path.is_file() else {}
-    write_private_json(path, {**(previous if isinstance(previous, dict) else {}), **passwords})
+
+def _save_passwords(path: Path, passwords: dict[str, str]) -> Path:
+    """Add `passwords` to those already in `path` (0600)."""
+    previous = _read_json(path) if path.is_file() and path.stat().st_size else {}
+    merged = {**(previous if isinstance(previous, dict) else {}), **passwords}
+    try:
+        write_file(path, json.dumps(merged, indent=2) + "\n", private=True)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    remove_leftovers(path)
     return path
 
 

@@ -103,7 +103,8 @@ def replace_folder(staging: Path, target: Path) -> None:
 
 
 def write_file(path: Path, text: str, *, private: bool = False) -> None:
-    """Write `text` to `path` atomically (0600 when `private`, from the first byte on)."""
+    """Write `text` to `path` atomically (0600 when `private`, from the first byte on), making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path, "tmp"))
     tmp = Path(name)
     try:

@@ -370,3 +370,73 @@ def test_backup_into_a_non_empty_directory(owner, source, tmp_path: Path) -> Non
 def test_dataset_needs_workspace(tmp_path: Path) -> None:
     result = run("backup", str(tmp_path / "b"), "--dataset", "x")
     assert result.exit_code == 2 and "--workspace" in result.stderr
+
+
+def test_backup_never_replaces_a_campaign_or_a_foreign_folder(owner, source, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    campaign = tmp_path / "camp"
+    campaign.mkdir()
+    (campaign / "campaign.yaml").write_text("name: x\nworkspace: y\n", encoding="utf-8")
+    target = ["--dataset", source["name"], "--workspace", source["workspace"], "--overwrite"]
+    for directory, expected in ((campaign, "campaign folder"), (tmp_path, "camp")):
+        result = run("backup", str(directory), *target)
+        assert result.exit_code == 2 and expected in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camp"]
+    assert [p.name for p in campaign.iterdir()] == ["campaign.yaml"]
+
+
+def test_backup_to_an_impossible_directory_is_one_line(owner, source, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    result = run(
+        "backup",
+        str(tmp_path / "file" / "b"),
+        "--dataset",
+        source["name"],
+        "--workspace",
+        source["workspace"],
+    )
+    one_line_error(result, "is a file, not a folder")
+    assert result.exit_code == 1 and "unexpected" not in result.stderr
+
+
+def test_a_backup_removes_what_killed_backups_to_it_left(owner, source, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = [
+        f".b1.partial-{dead.pid}-x1",
+        ".b1.partial-1a2b3c4d",
+        ".b1.old-9f8e7d6c",
+        f".b1.old-{dead.pid}-x2",
+    ]
+    for name in left:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / RECORDS_FILE).write_text("{}\n", encoding="utf-8")
+    alive = tmp_path / f".b1.partial-{os.getpid()}-live"
+    alive.mkdir()
+    result = run(
+        "backup", str(tmp_path / "b1"), "--dataset", source["name"], "--workspace", source["workspace"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["b1", alive.name])
+
+
+def test_restore_checks_the_passwords_file_before_creating_users(local_server, owner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    made = make_dataset(local_server, uuid.uuid4().hex[:6])
+    directory = tmp_path / "b"
+    backup_dataset(owner, directory, dataset=made["name"], workspace=made["workspace"])
+    for annotator in made["annotators"]:
+        owner.request("DELETE", f"/users/{annotator['id']}")
+    (tmp_path / "campaign.yaml").write_text("name: x\n", encoding="utf-8")
+    result = run(
+        "restore", str(directory), "--dataset", "recreated", "--out", str(tmp_path / "campaign.yaml")
+    )
+    assert result.exit_code == 2 and "is not a passwords file" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "campaign.yaml").read_text() == "name: x\n"
+    names = {u["username"] for u in owner.users()}
+    assert not names & {a["username"] for a in made["annotators"]}
+    assert owner.find_dataset("recreated", made["workspace"]) is None
