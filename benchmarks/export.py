@@ -128,9 +128,9 @@ def measure_baseline(campaign_dir: Path, work: Path) -> dict[str, Any]:
     """Polars reads every snapshot table and writes it back (the floor of any export)."""
     import polars as pl
 
-    from campaign.snapshot import snapshot_dir
+    from campaign.snapshot import snapshot_folder
 
-    source = snapshot_dir(campaign_dir)
+    source = snapshot_folder(campaign_dir)
     target = work / "copy"
     target.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -6,7 +6,6 @@ The store (schemas, load, save) comes first and is self-contained; `status` and 
 from __future__ import annotations
 
 import contextlib
-import enum
 import hashlib
 import json
 import os
@@ -32,7 +31,10 @@ if TYPE_CHECKING:
 
 SNAPSHOT_SUBDIR = Path(".campaign") / "snapshot"
 META_FILENAME = "meta.json"
-LOCK_FILENAME = "snapshot.lock"  # beside the snapshot folder, which holds the tables only
+POINTER_FILENAME = "current"  # names the folder of the published snapshot; replaced atomically
+FOLDER_PREFIX = "sync-"  # one folder per save: the tables, fingerprints.parquet and meta.json
+TABLE_DIGESTS_KEY = "table_digests"  # in meta.json: the digest each table file was written with
+LOCK_FILENAME = "snapshot.lock"  # beside the store, which holds the pointer and folders only
 _TS = pl.Datetime("us", "UTC")
 
 RECORDS_SCHEMA: dict[str, pl.DataType] = {
@@ -139,14 +141,14 @@ def conform(frame: pl.DataFrame, name: str, *, where: str = "") -> pl.DataFrame:
 
 
 @contextlib.contextmanager
-def _locked(directory: Path, *, exclusive: bool) -> Iterator[None]:
-    """Hold the snapshot's lock: readers share it, a save takes it alone, so no reader sees half a save."""
+def _locked(store: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold the store's lock: readers share it; publishing takes it alone, so no folder goes mid-read."""
     try:
         import fcntl
-    except ImportError:  # Windows: no advisory locks; each file is still replaced atomically
+    except ImportError:  # Windows: no advisory locks; the pointer is still replaced atomically
         yield
         return
-    with open(directory.parent / LOCK_FILENAME, "a+b") as handle:
+    with open(store.parent / LOCK_FILENAME, "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
@@ -154,46 +156,103 @@ def _locked(directory: Path, *, exclusive: bool) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def load_snapshot(campaign_dir: Path | str) -> Snapshot:
-    """Read the snapshot of a campaign from disk."""
-    directory = snapshot_dir(campaign_dir)
-    if not directory.is_dir():
-        msg = f"No snapshot in {directory}. Run 'campaign status' to sync first."
+def current_folder(store: Path) -> Path | None:
+    """The folder of the published snapshot (None when there is none).
+
+    `current` names it; a store from before folders keeps its files in the store itself.
+    """
+    pointer = store / POINTER_FILENAME
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return store if (store / META_FILENAME).is_file() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"Cannot read {pointer}: {exc}. Run 'campaign status' to sync again."
+        raise InputError(msg) from None
+    if not name.startswith(FOLDER_PREFIX) or Path(name).name != name:
+        msg = f"{pointer} does not name a snapshot folder. Run 'campaign status' to sync again."
+        raise InputError(msg)
+    return store / name
+
+
+def snapshot_folder(campaign_dir: Path | str) -> Path:
+    """The folder holding the tables of a campaign's published snapshot."""
+    store = snapshot_dir(campaign_dir)
+    folder = current_folder(store) if store.is_dir() else None
+    if folder is None:
+        msg = f"No snapshot in {store}. Run 'campaign status' to sync first."
         raise NotFound(msg)
-    with _locked(directory, exclusive=False):
-        return _read_snapshot(directory)
+    return folder
 
 
-def _read_snapshot(directory: Path) -> Snapshot:
-    meta_path = directory / META_FILENAME
+def load_snapshot(campaign_dir: Path | str) -> Snapshot:
+    """Read the snapshot of a campaign from disk, checking that its tables are those its id names."""
+    store = snapshot_dir(campaign_dir)
+    if not store.is_dir():
+        msg = f"No snapshot in {store}. Run 'campaign status' to sync first."
+        raise NotFound(msg)
+    with _locked(store, exclusive=False):
+        return _read_snapshot(snapshot_folder(campaign_dir))
+
+
+def _read_meta(folder: Path) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """A folder's `meta.json`, and the digests of the table files it was written with (None if older)."""
+    meta_path = folder / META_FILENAME
     if not meta_path.is_file():
-        msg = f"No snapshot in {directory}. Run 'campaign status' to sync first."
+        msg = f"No snapshot in {folder}. Run 'campaign status' to sync first."
         raise NotFound(msg)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         msg = f"Cannot read {meta_path}: {exc}. Run 'campaign status' to sync again."
         raise InputError(msg) from None
     if not isinstance(meta, dict):
         msg = f"{meta_path} must hold a JSON object. Run 'campaign status' to sync again."
         raise InputError(msg)
+    digests = meta.pop(TABLE_DIGESTS_KEY, None)
+    return meta, digests if isinstance(digests, dict) else None
+
+
+def _read_snapshot(folder: Path) -> Snapshot:
+    meta, digests = _read_meta(folder)
     from concurrent.futures import ThreadPoolExecutor
 
     # The tables are read side by side (the reads release the GIL; ~10% faster than one after the
     # other on two cores); the first problem, in table order, is the one reported.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        reads = {name: pool.submit(_read_table, directory, name) for name in TABLES}
+        reads = {name: pool.submit(_read_table, folder, name) for name in TABLES}
         tables = {name: read.result() for name, read in reads.items()}
-    return Snapshot(meta=meta, **tables)
+    snapshot = Snapshot(meta=meta, **tables)
+    _check_tables_match_meta(folder, snapshot, digests)
+    return snapshot
 
 
-def _read_table(directory: Path, name: str) -> pl.DataFrame:
+def _check_tables_match_meta(folder: Path, snapshot: Snapshot, digests: dict[str, str] | None) -> None:
+    """Refuse tables that are not those `meta.json` was written with: they would go out under its id."""
+    carried = {name: _carried_digest(folder / f"{name}.parquet") for name in CONTENT_TABLES}
+    if digests is not None:
+        agree = all(carried[name] == digests.get(name) for name in CONTENT_TABLES)
+    elif all(carried.values()):  # a store from before folders: its id combines the tables' digests
+        parts = [str(carried[name]).partition("/")[2] for name in CONTENT_TABLES]
+        agree = _combined_id(parts) == snapshot.snapshot_id
+    else:  # ... or, before digests, was the content id
+        agree = content_id(snapshot.records, snapshot.responses, snapshot.suggestions) == snapshot.snapshot_id
+    if not agree:
+        msg = (
+            f"The snapshot in {folder} is inconsistent: its tables are not those of snapshot "
+            f"{snapshot.snapshot_id or '(none)'} (a sync was interrupted while writing it). "
+            "Run 'campaign status' to sync again."
+        )
+        raise InputError(msg)
+
+
+def _read_table(folder: Path, name: str) -> pl.DataFrame:
     """One table file of a snapshot, conformed to its schema (the optional ones may be missing)."""
-    path = directory / f"{name}.parquet"
+    path = folder / f"{name}.parquet"
     if not path.is_file():
         if name in ("suggestions", "syncs"):
             return empty_table(name)
-        msg = f"No snapshot in {directory} ({path.name} is missing). Run 'campaign status' to sync first."
+        msg = f"No snapshot in {folder} ({path.name} is missing). Run 'campaign status' to sync first."
         raise NotFound(msg)
     try:
         frame = pl.read_parquet(path)
@@ -204,55 +263,98 @@ def _read_table(directory: Path, name: str) -> pl.DataFrame:
 
 
 def save_snapshot(campaign_dir: Path | str, snapshot: Snapshot) -> Path:
-    """Write every table and `meta.json`, each atomically; `meta.json` goes last so it marks completeness."""
-    return _save(snapshot_dir(campaign_dir), snapshot)
-
-
-class _Keep(enum.Enum):
-    """A marker: leave the file as it is."""
-
-    KEEP = "keep"
+    """Publish `snapshot` as the campaign's snapshot, as a whole; returns the folder of its tables."""
+    store = snapshot_dir(campaign_dir)
+    with _sync_lock(store):
+        return _save(store, snapshot)
 
 
 def _save(
-    directory: Path,
+    store: Path,
     snapshot: Snapshot,
     *,
     digests: dict[str, str] | None = None,
     keep: frozenset[str] = frozenset(),
-    fingerprints: pl.DataFrame | _Keep | None = _Keep.KEEP,
+    previous: Path | None = None,
+    fingerprints: pl.DataFrame | None = None,
 ) -> Path:
-    """Write the tables not in `keep` (with their digests), then the fingerprints, then `meta.json`.
+    """Write the snapshot into a new folder, point `current` at it, then remove every other folder.
 
-    A kept table must be the file on disk as loaded. `fingerprints` replaces (a frame) or removes (None)
-    `fingerprints.parquet`; they go after the tables, so a sync killed half-way leaves fingerprints that
-    are at most older than the tables, and the next sync fetches those records again.
+    Tables in `keep` are linked from the `previous` folder (each must be the file as loaded). Until the
+    pointer moves, readers see the previous snapshot whole; a sync killed on the way leaves a folder
+    that nothing names, removed with other leftovers when a later save publishes.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    digests = digests or {}
+    import shutil
+    import uuid
+
+    store.mkdir(parents=True, exist_ok=True)
+    digests = dict(digests or {})
     frames = {name: conform(snapshot.table(name), name) for name in TABLES if name not in keep}
-    payload = json.dumps(snapshot.meta, indent=2, sort_keys=True, default=str) + "\n"
-    with _locked(directory, exclusive=True):
-        for name, frame in frames.items():
-            digest = digests.get(name) or (table_digest(frame) if name in CONTENT_TABLES else None)
-            metadata = {DIGEST_KEY: f"{pl.__version__}/{digest}"} if digest else None
-            _atomic_write(directory / f"{name}.parquet", partial(frame.write_parquet, metadata=metadata))
-        prints_path = directory / FINGERPRINTS_FILENAME
-        if fingerprints is None:
-            prints_path.unlink(missing_ok=True)
-        elif isinstance(fingerprints, pl.DataFrame):
-            _atomic_write(prints_path, fingerprints.write_parquet)
-        _atomic_write(directory / META_FILENAME, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
-    return directory
+    for name in CONTENT_TABLES:
+        if name not in digests:
+            digests[name] = table_digest(frames[name])
+    carried = {name: f"{pl.__version__}/{digests[name]}" for name in CONTENT_TABLES}
+    meta = {**snapshot.meta, TABLE_DIGESTS_KEY: carried}
+    payload = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
+    folder = store / f"{FOLDER_PREFIX}{uuid.uuid4().hex[:12]}"
+    folder.mkdir()
+    try:
+        for name in TABLES:
+            path = folder / f"{name}.parquet"
+            if name in keep:
+                assert previous is not None, "a kept table needs the folder it is kept from"
+                _link_or_copy(previous / path.name, path)
+            else:
+                metadata = {DIGEST_KEY: carried[name]} if name in carried else None
+                _atomic_write(path, partial(frames[name].write_parquet, metadata=metadata))
+        if fingerprints is not None:
+            _atomic_write(folder / FINGERPRINTS_FILENAME, fingerprints.write_parquet)
+        _atomic_write(folder / META_FILENAME, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
+        with _locked(store, exclusive=True):
+            _atomic_write(store / POINTER_FILENAME, lambda tmp: tmp.write_text(folder.name + "\n"))
+            _remove_leftovers(store, folder)
+    except BaseException:
+        if current_folder(store) != folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
 
 
-def _stored_digest(path: Path) -> str | None:
-    """The content digest a table file carries, if this polars version wrote it (row hashes vary across)."""
+def _remove_leftovers(store: Path, folder: Path) -> None:
+    """Remove all but the pointer and the folder it names: older folders, killed saves' files and folders."""
+    import shutil
+
+    for entry in store.iterdir():
+        if entry.name in (POINTER_FILENAME, folder.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """The same file under another name: a hard link, or a copy where links are not supported."""
+    import shutil
+
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _carried_digest(path: Path) -> str | None:
+    """The content digest a table file carries, with the polars version that computed it."""
     try:
         value = pl.read_parquet_metadata(path).get(DIGEST_KEY)
     except (OSError, pl.exceptions.PolarsError):
         return None
-    version, _, digest = str(value or "").partition("/")
+    return str(value) if value else None
+
+
+def _stored_digest(path: Path) -> str | None:
+    """The content digest a table file carries, if this polars version wrote it (row hashes vary across)."""
+    version, _, digest = str(_carried_digest(path) or "").partition("/")
     return digest if version == pl.__version__ and digest else None
 
 
@@ -436,7 +538,8 @@ def sync_snapshot(
 
     Fetches the records that changed (on the local server, whose fingerprints also prove a snapshot
     unchanged) or every record (elsewhere), and notices deletions.
-    Tables whose content did not change are left on disk as they are. One sync runs at a time per store.
+    Each sync publishes a new folder as a whole; tables whose content did not change are linked into it,
+    not rewritten. One sync runs at a time per store.
     """
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -446,13 +549,14 @@ def sync_snapshot(
     with _sync_lock(directory), ThreadPoolExecutor(max_workers=1) as pool:
         # The previous fingerprints and tables load while the server answers; the sync waits for the
         # tables only when it needs them (no other sync can change them meanwhile).
-        printing = pool.submit(_load_fingerprints, directory)
-        loading = pool.submit(_load_stored, directory)
+        folder = _published_folder(directory)
+        printing = pool.submit(_load_fingerprints, folder)
+        loading = pool.submit(_load_stored, folder)
         dataset = client.require_dataset(dataset_name, workspace)
         dataset_id = str(dataset["id"])
         details = client.dataset(dataset_id)
         progress = client.dataset_progress(dataset_id)
-        meta = _read_meta(directory)
+        meta = _stored_meta(folder)
         if meta is not None and meta.get("dataset_id") != dataset_id:
             meta = None  # another dataset (re-created): start afresh
 
@@ -488,32 +592,41 @@ class _Stored:
     snapshot: Snapshot
     digests: dict[str, str]
     counts: tuple[int, int]  # records, (record, annotator) responses
+    folder: Path  # where its files are
 
 
-def _read_meta(directory: Path) -> dict[str, Any] | None:
-    """The store's `meta.json`, or None when it is missing or unreadable."""
+def _published_folder(store: Path) -> Path | None:
+    """The folder of the published snapshot, or None when there is none or the pointer is damaged."""
     try:
-        meta = json.loads((directory / META_FILENAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return current_folder(store) if store.is_dir() else None
+    except InputError:
         return None
-    return meta if isinstance(meta, dict) else None
 
 
-def _load_stored(directory: Path) -> _Stored | None:
-    """The store's snapshot and the digests its files carry, read under one lock (None if there is none)."""
-    if not directory.is_dir():
+def _stored_meta(folder: Path | None) -> dict[str, Any] | None:
+    """The published snapshot's meta, or None when there is none or it cannot be read."""
+    if folder is None:
         return None
-    with _locked(directory, exclusive=False):
-        try:
-            snapshot = _read_snapshot(directory)
-        except (NotFound, InputError):
-            return None
-        digests = {
-            name: digest
-            for name in CONTENT_TABLES
-            if (digest := _stored_digest(directory / f"{name}.parquet")) is not None
-        }
-    return _Stored(snapshot, digests, _counts(snapshot.records, snapshot.responses))
+    try:
+        return _read_meta(folder)[0]
+    except (NotFound, InputError):
+        return None
+
+
+def _load_stored(folder: Path | None) -> _Stored | None:
+    """The published snapshot and the digests its files carry (None if there is none or it is damaged)."""
+    if folder is None:
+        return None
+    try:
+        snapshot = _read_snapshot(folder)
+    except (NotFound, InputError):
+        return None
+    digests = {
+        name: digest
+        for name in CONTENT_TABLES
+        if (digest := _stored_digest(folder / f"{name}.parquet")) is not None
+    }
+    return _Stored(snapshot, digests, _counts(snapshot.records, snapshot.responses), folder)
 
 
 @contextlib.contextmanager
@@ -560,7 +673,7 @@ class _Pulled:
     changed: int  # records new, changed or deleted since the stored snapshot
     counts: tuple[int, int]  # records, (record, annotator) responses
     stored: _Stored | None  # the snapshot this one follows (None when there is none)
-    fingerprints: pl.DataFrame | _Keep | None  # what fingerprints.parquet becomes
+    fingerprints: pl.DataFrame | None  # what fingerprints.parquet becomes (None: none)
     fingerprints_as_of: str | None  # the server time the fingerprints describe
     unchanged: frozenset[str] = frozenset()  # content tables equal to the stored ones
 
@@ -744,7 +857,15 @@ def _write_sync(
         "fingerprints_as_of": pulled.fingerprints_as_of,
     }
     snapshot = Snapshot(records=records, responses=responses, suggestions=suggestions, syncs=syncs, meta=meta)
-    _save(job.directory, snapshot, digests=digests, keep=keep, fingerprints=pulled.fingerprints)
+    previous = stored.folder if stored is not None else None
+    _save(
+        job.directory,
+        snapshot,
+        digests=digests,
+        keep=keep,
+        previous=previous,
+        fingerprints=pulled.fingerprints,
+    )
     result = SyncResult(
         sync_id=sync_id,
         synced_at=now.isoformat(),
@@ -822,9 +943,11 @@ def _totals_match(counts: tuple[int, int], served: dict[str, Any]) -> bool:
     return counts == (int(served.get("records", -1)), int(served.get("responses", -1)))
 
 
-def _load_fingerprints(directory: Path) -> pl.DataFrame | None:
+def _load_fingerprints(folder: Path | None) -> pl.DataFrame | None:
+    if folder is None:
+        return None
     try:
-        return pl.read_parquet(directory / FINGERPRINTS_FILENAME).cast(_FINGERPRINT_SCHEMA)  # type: ignore[arg-type]
+        return pl.read_parquet(folder / FINGERPRINTS_FILENAME).cast(_FINGERPRINT_SCHEMA)  # type: ignore[arg-type]
     except (OSError, pl.exceptions.PolarsError):
         return None
 

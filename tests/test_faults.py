@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from campaign.client import ArgillaClient
+from campaign.snapshot import snapshot_folder
 from tests.conftest import RunningServer
 from tests.fault_proxy import FaultProxy, FaultShares
 from tests.server_helpers import create_annotator, submit
@@ -187,7 +188,7 @@ def test_seed_status_export_through_faults(
         assert 0 < rows <= 20
         assert (
             manifest["snapshot"]["snapshot_id"]
-            == json.loads((campaign_dir / ".campaign" / "snapshot" / "meta.json").read_text())["snapshot_id"]
+            == json.loads((snapshot_folder(campaign_dir) / "meta.json").read_text())["snapshot_id"]
         )
     # The proxy really misbehaved. The draws are seeded, so their sequence is fixed whatever the order of
     # the requests: two of the first five are faults, and the run makes far more than five requests.

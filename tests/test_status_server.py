@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -172,11 +173,12 @@ def test_incremental_sync_sees_new_updated_and_deleted_responses(
     )
     assert "5" in prompt0["value"].to_list()
     # The incremental snapshot equals a full sync of the same server state.
-    fingerprints = Path(campaign["dir"]) / ".campaign" / "snapshot" / "fingerprints.parquet"
-    fingerprints.unlink()
+    from campaign.snapshot import snapshot_folder
+
+    (snapshot_folder(campaign["dir"]) / "fingerprints.parquet").unlink()
     full = _status(campaign)
     assert full["sync"]["mode"] in ("full", "unchanged")
-    (Path(campaign["dir"]) / ".campaign" / "snapshot" / "meta.json").unlink()
+    (snapshot_folder(campaign["dir"]) / "meta.json").unlink()
     rebuilt = _status(campaign)
     assert rebuilt["sync"]["mode"] == "full"
     assert rebuilt["snapshot"]["snapshot_id"] == report["snapshot"]["snapshot_id"]
@@ -235,20 +237,30 @@ def test_incremental_sync_rewrites_only_changed_tables_and_recovers_from_a_kill(
         assert answer.status_code == 200, answer.text
 
     sync(campaign["dir"])
-    folder = store.snapshot_dir(campaign["dir"])
-    # A store written before tables carried digests: the next sync adds them.
+    # A store written before folders and digests (its files in the store itself): the next sync moves it
+    # into a folder whose tables carry digests, and removes the old files.
+    directory = store.snapshot_dir(campaign["dir"])
+    published = store.snapshot_folder(campaign["dir"])
     for name in store.TABLES:
-        path = folder / f"{name}.parquet"
-        pl.read_parquet(path).write_parquet(path)
+        pl.read_parquet(published / f"{name}.parquet").write_parquet(directory / f"{name}.parquet")
+    meta = json.loads((published / "meta.json").read_text())
+    del meta[store.TABLE_DIGESTS_KEY]
+    (directory / "meta.json").write_text(json.dumps(meta))
+    (published / "fingerprints.parquet").rename(directory / "fingerprints.parquet")
+    shutil.rmtree(published)
+    (directory / "current").unlink()
     rate(1, 4)
     assert sync(campaign["dir"]).mode == "incremental"
+    folder = store.snapshot_folder(campaign["dir"])
     assert all(store._stored_digest(folder / f"{name}.parquet") for name in store.CONTENT_TABLES)
+    assert sorted(p.name for p in directory.iterdir()) == ["current", folder.name]
 
     # Only responses changed (the record stays completed): the records file is left as it was.
     before = {name: (folder / f"{name}.parquet").stat().st_mtime_ns for name in store.CONTENT_TABLES}
     rate(2, 5)
     result = sync(campaign["dir"])
     assert (result.mode, result.changed_records) == ("incremental", 1)
+    folder = store.snapshot_folder(campaign["dir"])
     after = {name: (folder / f"{name}.parquet").stat().st_mtime_ns for name in store.CONTENT_TABLES}
     assert after["records"] == before["records"] and after["suggestions"] == before["suggestions"]
     assert after["responses"] != before["responses"]
