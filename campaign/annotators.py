@@ -2,18 +2,24 @@
 
 Generated passwords are returned once, to be shown or written to a 0600 file. API keys are never
 returned: annotators log in to the web UI with their password.
+
+A passwords file is a CSV with the header `username,password`. Writing to an existing one keeps every
+row in it: a new account's row is appended, a reset password replaces that user's row. Each password
+is written as soon as its account is created, so a killed run loses none that it created.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from campaign.errors import InputError, NotFound, UsageError
+from campaign.destinations import check_file, remove_leftovers, write_file
+from campaign.errors import DestinationError, InputError, NotFound, UsageError
 
 if TYPE_CHECKING:
     from campaign.client import ArgillaClient
@@ -21,6 +27,7 @@ if TYPE_CHECKING:
 ROLES = ("annotator", "admin")
 USERNAME_PATTERN = r"^(?!-|_)[a-z0-9-_]+$"
 KNOWN_COLUMNS = ("username", "first_name", "last_name", "role", "password")
+PASSWORDS_HEADER = ["username", "password"]
 
 
 @dataclass(frozen=True)
@@ -150,10 +157,21 @@ def read_annotators(path: Path) -> list[AnnotatorSpec]:
     return specs
 
 
-def add_annotators(client: ArgillaClient, workspace: str, specs: list[AnnotatorSpec]) -> list[AddResult]:
-    """Create missing users with random passwords and add everyone to the workspace; re-adding is a no-op."""
+def add_annotators(
+    client: ArgillaClient,
+    workspace: str,
+    specs: list[AnnotatorSpec],
+    *,
+    passwords_file: Path | None = None,
+) -> list[AddResult]:
+    """Create missing users with random passwords and add everyone to the workspace; re-adding is a no-op.
+
+    With `passwords_file`, each new password is saved there as soon as its account exists; the file is
+    checked before any account is created.
+    """
     from campaign.client import random_password
 
+    target = check_passwords_file(passwords_file) if passwords_file is not None else None
     ws = client.require_workspace(workspace)
     existing = {u["username"]: u for u in client.users()}
     members = {u["username"] for u in client.workspace_users(ws["id"])}
@@ -170,6 +188,8 @@ def add_annotators(client: ArgillaClient, workspace: str, specs: list[AnnotatorS
                 first_name=spec.first_name or spec.username,
                 last_name=spec.last_name,
             )
+            if target is not None:
+                save_passwords(target, [(spec.username, password)])
             action = "created"
         else:
             action = "unchanged"
@@ -226,3 +246,59 @@ def remove_annotator(client: ArgillaClient, workspace: str, username: str) -> No
             return
     msg = f"User {username!r} is not a member of workspace {workspace!r}. See 'campaign annotators list'."
     raise NotFound(msg)
+
+
+def reset_password(client: ArgillaClient, workspace: str, username: str) -> str:
+    """Give a member of the workspace a new random password and return it (owners are refused)."""
+    from campaign.client import random_password
+
+    ws = client.require_workspace(workspace)
+    user = next((u for u in client.workspace_users(ws["id"]) if u["username"] == username), None)
+    if user is None:
+        msg = f"User {username!r} is not a member of workspace {workspace!r}. See 'campaign annotators list'."
+        raise NotFound(msg)
+    if user.get("role") == "owner":
+        msg = f"{username!r} is the server's owner; reset-password is for annotators and admins."
+        raise UsageError(msg)
+    password = random_password()
+    client.set_password(str(user["id"]), password)
+    return password
+
+
+def _is_passwords_file(path: Path) -> bool:
+    """Whether `path` is a passwords CSV that `campaign annotators` wrote (by its header)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return next(csv.reader(handle), None) == PASSWORDS_HEADER
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
+def check_passwords_file(path: Path) -> Path:
+    """The passwords file, once it is new, empty or one written here (any other file is refused)."""
+    return check_file(
+        path, what=f"a passwords file ({','.join(PASSWORDS_HEADER)} CSV)", ours=_is_passwords_file
+    )
+
+
+def save_passwords(path: Path, rows: list[tuple[str, str]]) -> None:
+    """Add username, password rows to the passwords file (0600); a username already there gets the new one."""
+    known: dict[str, str] = {}
+    if path.is_file() and path.stat().st_size:
+        with path.open(newline="", encoding="utf-8") as handle:
+            known = {row["username"]: row["password"] for row in csv.DictReader(handle)}
+    known.update(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PASSWORDS_HEADER)
+    writer.writerows(known.items())
+    try:
+        write_file(path, buffer.getvalue(), private=True)
+    except OSError as exc:
+        names = ", ".join(name for name, _ in rows)
+        msg = (
+            f"Cannot write {path}: {exc.strerror or exc}. The password of {names} is not saved; run "
+            f"'campaign annotators reset-password USER --out FILE' with a writable FILE to give a new one."
+        )
+        raise DestinationError(msg) from None
+    remove_leftovers(path)

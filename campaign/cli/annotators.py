@@ -20,6 +20,7 @@ def annotators() -> None:
         campaign annotators add volunteers.csv --out passwords.csv
         campaign annotators list --json
         campaign annotators remove alice --yes
+        campaign annotators reset-password alice --out passwords.csv
     """
 
 
@@ -30,7 +31,7 @@ def annotators() -> None:
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write new passwords to this CSV file (mode 0600) instead of printing them.",
+    help="Add new passwords to this CSV file (mode 0600) instead of printing them; rows already in it are kept.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the results as JSON (passwords only without --out)."
@@ -42,7 +43,8 @@ def add(
 
     FILE is a CSV with a header row (username, and optionally first_name, last_name, role,
     password) or a YAML list of usernames or mappings. Re-adding someone changes nothing.
-    Passwords of new accounts are shown once, or written to --out; API keys are never shown.
+    Passwords of new accounts are shown once, or added to --out (checked before any account is
+    created; an existing passwords file keeps its rows). API keys are never shown.
 
     \b
     Example:
@@ -64,10 +66,10 @@ def add(
                 raise click.UsageError(f"Username {name!r} is given twice.")
             specs.append(spec_for_username(name))
             known.add(name)
-        results = add_annotators(argilla.connect(), campaign.workspace, specs)
+        results = add_annotators(argilla.connect(), campaign.workspace, specs, passwords_file=out)
     new_passwords = [(r.username, r.password) for r in results if r.password is not None]
     if out is not None and new_passwords:
-        _write_passwords(out, new_passwords)
+        note(f"Wrote {len(new_passwords)} new password(s) to {out} (mode 0600).")
     if as_json:
         print_json(
             [r.public() | ({"password": r.password} if r.password and out is None else {}) for r in results]
@@ -82,20 +84,6 @@ def add(
     stdout.print(table)
     if new_passwords and out is None:
         note("These passwords are shown once. Share each privately; annotators log in at the server's URL.")
-
-
-def _write_passwords(path: Path, rows: list[tuple[str, str]]) -> None:
-    import csv
-    import io
-
-    from campaign.config import write_private_text
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["username", "password"])
-    writer.writerows(rows)
-    write_private_text(path, buffer.getvalue())
-    note(f"Wrote {len(rows)} new password(s) to {path} (mode 0600).")
 
 
 @annotators.command("list")
@@ -147,3 +135,40 @@ def remove(campaign_dir: Path, username: str, yes: bool) -> None:
         campaign = load_campaign(campaign_dir)
         remove_annotator(argilla.connect(), campaign.workspace, username)
     note(f"Removed {username} from workspace '{campaign.workspace}'. Their responses are kept.")
+
+
+@annotators.command("reset-password")
+@campaign_option
+@click.argument("username")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Add the new password to this CSV file (mode 0600) instead of printing it.",
+)
+def reset_password(campaign_dir: Path, username: str, out: Path | None) -> None:
+    """Give USERNAME, a member of the campaign's workspace, a new random password.
+
+    For a password that was lost (not saved, or shown once and gone). The old password stops
+    working. The new one is shown once, or written to --out (checked before the reset; an
+    existing passwords file keeps its other rows).
+
+    \b
+    Example:
+        campaign annotators reset-password alice
+        campaign annotators reset-password alice --out passwords.csv
+    """
+    from campaign import client as argilla
+    from campaign.annotators import check_passwords_file, reset_password, save_passwords
+    from campaign.campaign_file import load_campaign
+
+    with user_errors():
+        campaign = load_campaign(campaign_dir)
+        target = check_passwords_file(out) if out is not None else None
+        password = reset_password(argilla.connect(), campaign.workspace, username)
+        if target is not None:
+            save_passwords(target, [(username, password)])
+    if target is not None:
+        note(f"Wrote the new password of {username} to {out} (mode 0600).")
+        return
+    click.echo(password)
+    note(f"The new password of {username} is shown once. Share it privately.")
