@@ -9,7 +9,7 @@ pending queue (`POST /api/v1/me/datasets/{id}/records/search`, response and reco
 `--pause` seconds, jittered), repeat. The same seeded data is served with the fixes and speed-ups and,
 as the baseline in the same run, with the stock code path (`--no-speedups`). It prints a table
 (submissions/s, p50/p95/p99 of each call, errors by kind, acknowledged vs stored responses, the load
-average) and replaces the "## Sprint" section of BENCHMARKS.md unless `--no-write`.
+average) and replaces the "## Sprint: N volunteers, P s pause" section of BENCHMARKS.md unless `--no-write`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ QUEUE_BODY = {
     }
 }
 QUEUE_PARAMS = [("include", "responses"), ("include", "suggestions"), ("limit", "10")]
-SECTION = "Sprint"
 
 
 @dataclass
@@ -369,7 +368,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (an empty database per run)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the stock code path")
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
-    parser.add_argument("--section", default=SECTION, help="BENCHMARKS.md section to replace")
+    parser.add_argument("--section", default=None, help="BENCHMARKS.md section (default: from the load)")
     args = parser.parse_args()
 
     if args.database_url and not args.no_baseline:
@@ -402,7 +401,8 @@ def main() -> None:
     if not args.no_write:
         command = " ".join(["benchmarks/sprint.py", *sys.argv[1:]])
         body = f"Command: `{command}`.\n\nMachine: {machine_description()}\n\n{text}\n"
-        replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", args.section, body)
+        section = args.section or f"Sprint: {args.volunteers} volunteers, {args.pause:g} s pause"
+        replace_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", section, body)
 
 
 if __name__ == "__main__":
