@@ -261,6 +261,18 @@ def test_negation_includes_records_without_text(tmp_path: Path) -> None:
     assert found(index, "-nothing", "prompt") == {0, 1}
 
 
+def test_similarity_search_keeps_the_records_a_query_matches(tmp_path: Path) -> None:
+    index = SearchIndex(tmp_path / "index.sqlite")
+    docs = [doc(i, prompt, response) for i, (prompt, response) in enumerate(CORPUS)]
+    for d in docs:
+        d.vectors = {"v": bytes(8)}
+    index.upsert_records(docs)
+    for query, expected in [("cash | negative", {0, 1, 2, 4}), ("-cash", EVERY - {0, 1, 2}), ("*", EVERY)]:
+        record_ids, _ = index.vectors("ds", "v", text=TextSearch(query))
+        assert {int(record_id[1:]) for record_id in record_ids} == expected, query
+    assert index.vectors("ds", "v", text=TextSearch("!!!")) == ([], [])
+
+
 # -- hostile and random queries -------------------------------------------------------------------
 
 VOCABULARY = ["cash", "negative", "fox", "quick", "brown", "and", "or", "not", "near", "bank"]

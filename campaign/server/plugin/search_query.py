@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 AND = "AND"
@@ -154,68 +155,61 @@ class _Parser:
             state.nots = 0
         return _frozen(state.top)
 
+    def _unescaped(self, start: int, end: int) -> Iterator[tuple[int, str, bool]]:
+        """Each character from `start`, and whether a `\\` before it made it literal (the `\\` is skipped)."""
+        escaped = False
+        for index in range(start, end):
+            char = self.data[index]
+            if char == "\\" and not escaped:
+                escaped = True
+                continue
+            yield index, char, escaped
+            escaped = False
+
     def _group(self, state: _State, depth: int) -> None:
         # Rule: `( ... )` is a group, read on its own. The group ends at the `)` that balances it, not
         # counting escaped parentheses (a `)` inside quotes counts). A `(` never closed is ignored; `()`
         # is ignored along with an operator before it.
-        data = self.data
         start = state.index + 1
-        index, level, escaped = start, 1, False
-        while index < state.end:
-            char = data[index]
-            if not escaped:
-                if char == "\\":
-                    escaped = True
-                    index += 1
-                    continue
-                if char == "(":
-                    level += 1
-                elif char == ")":
-                    level -= 1
-                    if level == 0:
-                        break
-            escaped = False
-            index += 1
-        if index == state.end:
+        level, close = 1, state.end
+        for index, char, escaped in self._unescaped(start, state.end):
+            if not escaped and char in "()":
+                level += 1 if char == "(" else -1
+                if level == 0:
+                    close = index
+                    break
+        if close == state.end:
             state.index = start
-        elif index == start:
+        elif close == start:
             state.current_op = None
-            state.index = index + 1
+            state.index = close + 1
         else:
-            _add(state, self.parse_group(start, index, depth=depth + 1))
-            state.index = index + 1
+            _add(state, self.parse_group(start, close, depth=depth + 1))
+            state.index = close + 1
 
     def _phrase(self, state: _State) -> None:
         # Rule: `"..."` is a phrase: its words in this order. `"..."~N` lets them stand within N words
         # of each other (`~` alone: 2; an unreadable N: 0). `\` makes the next character literal. A `"`
         # never closed is ignored (what follows it is read as terms); `""` is ignored along with an
         # operator before it.
-        data = self.data
         start = state.index + 1
-        index, escaped, has_slop = start, False, False
+        close, has_slop = state.end, False
         buffer: list[str] = []
-        while index < state.end:
-            char = data[index]
-            if not escaped:
-                if char == "\\":
-                    escaped = True
-                    index += 1
-                    continue
-                if char == '"':
-                    if index + 1 < state.end and data[index + 1] == "~":
-                        index += 1
-                        has_slop = index + 1 < state.end
-                    break
-            escaped = False
+        for index, char, escaped in self._unescaped(start, state.end):
+            if char == '"' and not escaped:
+                close = index
+                break
             buffer.append(char)
-            index += 1
-        if index == state.end:
+        if close + 1 < state.end and self.data[close + 1] == "~":
+            close += 1
+            has_slop = close + 1 < state.end
+        if close == state.end:
             state.index = start
-        elif index == start:
+        elif close == start:
             state.current_op = None
-            state.index = index + 1
+            state.index = close + 1
         else:
-            state.index = index
+            state.index = close
             slop = self._fuzziness(state) if has_slop else 0
             found = words("".join(buffer))
             _add(state, Phrase(found, slop) if found else None)
