@@ -39,12 +39,15 @@ in UTC)::
       ],
       "velocity": {
         "window_days": int,
-        "submitted_in_window": int,     # submitted responses with updated_at in (as_of - window, as_of]
-        "per_day": float,
+        "submitted_in_window": int,     # submitted responses with updated_at in [observed_from, as_of]
+        "per_day": float,               # submitted_in_window / max(observed_days, min_observed_days)
         "daily": [{"date": str, "submitted": int}],   # the window's calendar days, oldest first
         "remaining_submissions": int,
-        "eta_days": float | None,       # None when per_day is 0
-        "eta_date": str | None,         # ISO date; None when per_day is 0
+        "eta_days": float | None,       # None without a rate or before min_observed_days (see below)
+        "eta_date": str | None,         # ISO date; None when eta_days is None
+        "observed_from": str | None,    # start of the observed span; None before any record or response
+        "observed_days": float,         # as_of - observed_from, in days (at most window_days)
+        "min_observed_days": float,     # the shortest observed span that gives an ETA
       },
       "conflicts": {
         "records": int,                 # records with conflicting submitted answers
@@ -58,6 +61,13 @@ in UTC)::
          "completed": int, "pending": int}
       ],
     }
+
+Velocity is measured over the span actually observed: from the moment the campaign opened (its first
+record's `inserted_at`, or its first response when records carry no time), capped at the trailing
+`window_days`, to `as_of`. Days before the dataset existed never dilute the rate. Over less than
+`min_observed_days` (one day: annotators work in daily rhythms, so a burst in the first minutes says
+little about the pace) the rate is counted per one day and no ETA is given; renderers say "not enough
+activity yet for an ETA". With no submission in the span there is no rate and no ETA either.
 
 A rating conflict is a question whose submitted values differ by at least `rating_threshold` between
 annotators; a binary conflict is a record whose labels disagree; a ranking conflict is a record whose
@@ -82,6 +92,7 @@ SUBMITTED, DRAFT, DISCARDED = "submitted", "draft", "discarded"
 RESPONSE_STATUSES = (SUBMITTED, DRAFT, DISCARDED)
 UNKNOWN_ANNOTATOR = "(unknown)"
 MAX_CONFLICT_IDS = 20
+MIN_OBSERVED_DAYS = 1.0  # the shortest observed span that gives an ETA (see the module docstring)
 _TS = pl.Datetime("us", "UTC")
 
 
@@ -146,15 +157,23 @@ class DailyCount:
 
 @dataclass(frozen=True)
 class Velocity:
-    """Submitted responses per day over the trailing window, and the ETA that rate gives."""
+    """Submitted responses per day over the observed span, and the ETA that rate gives."""
 
     window_days: int
-    submitted_in_window: int
+    submitted_in_window: int  # in the observed span
     per_day: float
     daily: list[DailyCount]
     remaining_submissions: int
-    eta_days: float | None  # None when per_day is 0
+    eta_days: float | None  # None without a rate, or over less than min_observed_days
     eta_date: str | None
+    observed_from: str | None  # when the observed span starts: the campaign's opening, capped at the window
+    observed_days: float
+    min_observed_days: float
+
+    @property
+    def enough_observed(self) -> bool:
+        """Whether the observed span is long enough for an ETA."""
+        return self.observed_days >= self.min_observed_days
 
 
 @dataclass(frozen=True)
@@ -264,7 +283,13 @@ def compute_progress(
         totals=totals,
         rounds=_rounds(per_record),
         annotators=_annotators(responses),
-        velocity=_velocity(responses, as_of, window_days, totals.remaining_submissions),
+        velocity=_velocity(
+            responses,
+            as_of,
+            window_days,
+            totals.remaining_submissions,
+            _opened_at(snapshot.records, responses),
+        ),
         conflicts=Conflicts(
             records=conflicts.records,
             by_question=conflicts.by_question,
@@ -310,9 +335,7 @@ def resolve_now(snapshot: Snapshot, now: datetime | None = None) -> datetime:
                 now = datetime.fromisoformat(synced)
             except ValueError:
                 now = None
-    if now is None:
-        return datetime.now(UTC)
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    return datetime.now(UTC) if now is None else _utc(now)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -446,16 +469,28 @@ def _annotators(responses: pl.DataFrame) -> list[AnnotatorProgress]:
     ]
 
 
-def _velocity(responses: pl.DataFrame, now: datetime, window_days: int, remaining: int) -> Velocity:
-    """Submitted responses per day over the trailing window, and the ETA that rate gives."""
+def _opened_at(records: pl.DataFrame, responses: pl.DataFrame) -> datetime | None:
+    """When the campaign opened: its first record's insertion, or its first response without record times."""
+    inserted = conform(records, "records", where="records snapshot")["inserted_at"].min()
+    first = inserted if inserted is not None else responses["updated_at"].min()
+    return first if isinstance(first, datetime) else None
+
+
+def _velocity(
+    responses: pl.DataFrame, now: datetime, window_days: int, remaining: int, opened_at: datetime | None
+) -> Velocity:
+    """Submitted responses per day over the observed span, and the ETA that rate gives."""
     start = now - timedelta(days=window_days)
+    if opened_at is not None:
+        start = max(start, _utc(opened_at))
+    observed_days = max(0.0, (now - start) / timedelta(days=1)) if opened_at is not None else 0.0
     in_window = responses.filter(
         (pl.col("status") == SUBMITTED)
-        & (pl.col("updated_at") > pl.lit(start, _TS))
+        & (pl.col("updated_at") >= pl.lit(start, _TS))
         & (pl.col("updated_at") <= pl.lit(now, _TS))
     )
     n = in_window.height
-    per_day = n / window_days
+    per_day = n / max(observed_days, MIN_OBSERVED_DAYS)
     first_day = now.date() - timedelta(days=window_days - 1)
     by_day = dict(
         responses.filter(
@@ -473,7 +508,7 @@ def _velocity(responses: pl.DataFrame, now: datetime, window_days: int, remainin
     ]
     eta_days: float | None = None
     eta_date: str | None = None
-    if per_day > 0:
+    if per_day > 0 and observed_days >= MIN_OBSERVED_DAYS:
         eta_days = remaining / per_day
         eta_date = _eta_date(now, eta_days).isoformat()
     return Velocity(
@@ -484,6 +519,9 @@ def _velocity(responses: pl.DataFrame, now: datetime, window_days: int, remainin
         remaining_submissions=remaining,
         eta_days=eta_days,
         eta_date=eta_date,
+        observed_from=_iso(start) if opened_at is not None else None,
+        observed_days=observed_days,
+        min_observed_days=MIN_OBSERVED_DAYS,
     )
 
 
@@ -566,10 +604,11 @@ def _int(value: int | None) -> int:
     return int(value) if value is not None else 0
 
 
+def _utc(value: datetime) -> datetime:
+    """A timestamp in UTC; a naive one is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _iso(value: datetime | None) -> str | None:
     """A timestamp as ISO 8601 in UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+    return None if value is None else _utc(value).isoformat()

@@ -214,8 +214,6 @@ class _Opening:
     submitted: str
     draft: str
     discarded: str
-    per_day: str
-    window_days: int
 
 
 def _opening(report: Report) -> _Opening:
@@ -233,8 +231,6 @@ def _opening(report: Report) -> _Opening:
         submitted=_int(totals.responses.submitted),
         draft=_int(totals.responses.draft),
         discarded=_int(totals.responses.discarded),
-        per_day=_float(report.progress.velocity.per_day),
-        window_days=report.progress.velocity.window_days,
     )
 
 
@@ -244,13 +240,44 @@ def _all_done(progress: Progress) -> bool:
     return bool(totals.records) and not totals.remaining_submissions
 
 
-def _eta_text(progress: Progress) -> str:
+def _span(days: float) -> str:
+    """An observed span in words: minutes, hours or days."""
+    if days < 1 / 24:
+        minutes = max(1, round(days * 24 * 60))
+        return f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
+    if days < 1:
+        return f"{days * 24:.1f} hours"
+    if days == 1:
+        return "1 day"
+    return f"{days:.1f} days" if days % 1 else f"{days:.0f} days"
+
+
+def velocity_text(progress: Progress) -> str:
+    """The rate of submissions and the span it was measured over (see campaign.progress)."""
+    velocity = progress.velocity
+    since = f"the {_span(velocity.observed_days)} since the campaign opened"
+    if not velocity.enough_observed:
+        return f"{_int(velocity.submitted_in_window)} submissions in {since}"
+    if velocity.observed_days < velocity.window_days:
+        return f"{_float(velocity.per_day)} submissions/day over {since}"
+    return f"{_float(velocity.per_day)} submissions/day over the last {velocity.window_days} days"
+
+
+def eta_text(progress: Progress) -> str:
+    """The ETA in words: a date, 'done', or why there is none."""
     velocity = progress.velocity
     if _all_done(progress):
         return "done"
-    if velocity.eta_days is None:
+    if velocity.eta_days is not None:
+        return f"{velocity.eta_date} (in {_float(velocity.eta_days)} days)"
+    if velocity.submitted_in_window:
+        return (
+            "not enough activity yet for an ETA "
+            f"(it takes {_span(velocity.min_observed_days)} since the campaign opened)"
+        )
+    if velocity.observed_days >= velocity.window_days:
         return f"unknown (no submissions in the last {velocity.window_days} days)"
-    return f"{velocity.eta_date} (in {_float(velocity.eta_days)} days)"
+    return "unknown (no submissions yet)"
 
 
 def _conflict_text(progress: Progress) -> str:
@@ -378,8 +405,8 @@ def render_markdown(report: Report) -> str:
             ["Pending records", head.pending],
             ["Submitted responses", f"{head.submitted} (draft {head.draft}, discarded {head.discarded})"],
             ["Still needed", f"{head.remaining} submissions"],
-            ["Velocity", f"{head.per_day} submissions/day over the last {head.window_days} days"],
-            ["ETA", _md(_eta_text(report.progress))],
+            ["Velocity", _md(velocity_text(report.progress))],
+            ["ETA", _md(eta_text(report.progress))],
             ["Records with conflicting answers", _md(_conflict_text(report.progress))],
         ],
         "lr",
@@ -718,8 +745,18 @@ def _eta_card(progress: Progress) -> str:
     if _all_done(progress):
         return _card("ETA", "done", "every record is complete")
     if velocity.eta_date is None:
-        return _card("ETA", "unknown", f"no submissions in the last {velocity.window_days} days")
+        return _card("ETA", "not yet" if velocity.submitted_in_window else "unknown", eta_text(progress))
     return _card("ETA", velocity.eta_date, f"in {_float(velocity.eta_days)} days")
+
+
+def _velocity_card(progress: Progress) -> str:
+    velocity = progress.velocity
+    value = (
+        f"{_float(velocity.per_day)}/day"
+        if velocity.enough_observed
+        else f"{_int(velocity.submitted_in_window)} so far"
+    )
+    return _card("Velocity", value, velocity_text(progress))
 
 
 def _html_cards(head: _Opening, progress: Progress) -> str:
@@ -729,7 +766,7 @@ def _html_cards(head: _Opening, progress: Progress) -> str:
             _card("Completed", head.completed, f"of {head.records} records · {head.percent}"),
             _card("Pending", head.pending, f"{head.remaining} submissions needed"),
             _card("Submitted", head.submitted, f"draft {head.draft} · discarded {head.discarded}"),
-            _card("Velocity", f"{head.per_day}/day", f"last {head.window_days} days"),
+            _velocity_card(progress),
             _eta_card(progress),
             _card(
                 "Conflicts",

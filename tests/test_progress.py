@@ -254,6 +254,56 @@ def test_no_recent_submissions_gives_no_eta():
     assert velocity["per_day"] == 0 and velocity["eta_days"] is None and velocity["eta_date"] is None
 
 
+def new_campaign(opened: datetime, submissions: list[datetime], n_records: int = 200) -> Snapshot:
+    """A binary campaign whose records were inserted at `opened`, with one vote per submission time."""
+    records = [{**row, "inserted_at": opened} for i in range(n_records) for row in rec(f"b{i}", slots=1)]
+    votes = [row for i, when in enumerate(submissions) for row in vote(f"b{i}", "alice", "good", when)]
+    return make_snapshot(records, votes, template="binary")
+
+
+def test_velocity_of_a_new_campaign_counts_only_the_minutes_it_existed():
+    # Six votes in the ten minutes since seeding: the old fixed 7-day window said 0.9/day, ETA in 459 days.
+    opened = NOW - timedelta(minutes=10)
+    snap = new_campaign(opened, [opened + timedelta(minutes=m) for m in (1, 2, 3, 5, 8, 9)])
+    velocity = compute_progress(snap, now=NOW).to_dict()["velocity"]
+    assert velocity["submitted_in_window"] == 6
+    assert velocity["observed_from"] == "2024-05-10T11:50:00+00:00"
+    assert velocity["observed_days"] == pytest.approx(10 / (24 * 60))
+    assert velocity["min_observed_days"] == 1.0
+    assert velocity["per_day"] == 6.0  # under a day observed: counted per one day, never extrapolated
+    assert velocity["eta_days"] is None and velocity["eta_date"] is None
+
+
+def test_velocity_after_two_days_uses_two_days_not_the_window():
+    opened = NOW - timedelta(days=2)
+    snap = new_campaign(opened, [opened + timedelta(hours=4 * h) for h in range(10)], n_records=60)
+    velocity = compute_progress(snap, now=NOW).to_dict()["velocity"]
+    assert velocity["observed_days"] == 2.0 and velocity["observed_from"] == "2024-05-08T12:00:00+00:00"
+    assert velocity["per_day"] == 5.0  # 10 submissions over 2 days, not over 7
+    assert velocity["remaining_submissions"] == 60 * 2 - 10
+    assert velocity["eta_days"] == 22.0 and velocity["eta_date"] == "2024-06-01"
+
+
+def test_velocity_span_is_capped_at_the_window():
+    velocity = compute_progress(rating_snapshot(), now=NOW).to_dict()["velocity"]
+    # records were inserted on May 1, more than 7 days before NOW
+    assert velocity["observed_from"] == "2024-05-03T12:00:00+00:00" and velocity["observed_days"] == 7.0
+
+
+def test_velocity_opens_at_the_first_response_when_records_have_no_time():
+    opened = NOW - timedelta(hours=30)
+    snap = new_campaign(opened, [opened, opened + timedelta(hours=6), NOW - timedelta(hours=1)], n_records=3)
+    snap = Snapshot(
+        records=snap.records.with_columns(inserted_at=None),
+        responses=snap.responses,
+        meta=snap.meta,
+    )
+    velocity = compute_progress(snap, now=NOW).to_dict()["velocity"]
+    assert velocity["observed_days"] == 1.25 and velocity["submitted_in_window"] == 3
+    assert velocity["per_day"] == pytest.approx(3 / 1.25)
+    assert velocity["eta_days"] == pytest.approx(3 / (3 / 1.25))
+
+
 def test_now_defaults_to_synced_at_and_naive_is_utc():
     snap = rating_snapshot()
     assert compute_progress(snap).to_dict()["as_of"] == "2024-05-10T12:00:00+00:00"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from test_progress import NOW, at, make_snapshot, rank, rate, rating_snapshot, rec, vote
+from test_progress import NOW, at, make_snapshot, new_campaign, rank, rate, rating_snapshot, rec, vote
 
 from campaign.agreement import campaign_agreement
 from campaign.errors import InputError
@@ -92,6 +93,26 @@ def test_markdown_carries_the_numbers():
     assert "_Snapshot snap-7, synced 2024-05-10 12:00 UTC" in md
 
 
+def test_a_new_campaign_gets_no_eta_until_a_day_is_observed():
+    # Six votes in the ten minutes since seeding once read "ETA 2028-03-08 (in 459.7 days)".
+    opened = NOW - timedelta(minutes=10)
+    report = build_report(new_campaign(opened, [opened + timedelta(minutes=m) for m in range(1, 7)]), now=NOW)
+    md = render_markdown(report)
+    assert "| Velocity | 6 submissions in the 10 minutes since the campaign opened |" in md
+    assert "| ETA | not enough activity yet for an ETA (it takes 1 day since the campaign opened) |" in md
+    text = " ".join(_check_html(render_html(report)).text)
+    assert "6 so far" in text and "not enough activity yet for an ETA" in text
+    assert "2028" not in md and "days)" not in md.split("| ETA |")[1].splitlines()[0]
+
+
+def test_velocity_over_the_days_since_the_campaign_opened():
+    opened = NOW - timedelta(days=2)
+    snap = new_campaign(opened, [opened + timedelta(hours=4 * h) for h in range(10)], n_records=60)
+    md = render_markdown(build_report(snap, now=NOW))
+    assert "| Velocity | 5.0 submissions/day over the 2 days since the campaign opened |" in md
+    assert "| ETA | 2024-06-01 (in 22.0 days) |" in md
+
+
 def test_markdown_escapes_usernames():
     md = render_markdown(build_report(evil_snapshot(), now=NOW))
     assert re.search(r"(?<!\\)[<>]", md) is None  # every angle bracket is escaped
@@ -107,7 +128,8 @@ def test_empty_report_renders():
     assert report.progress.velocity.eta_date is None
     md = render_markdown(report)
     assert "**0 of 0 records completed (0.0%)**" in md
-    assert "unknown (no submissions in the last 7 days)" in md
+    # no records: nothing was observed, so no week without submissions either
+    assert "| ETA | unknown (no submissions yet) |" in md
     assert "No responses yet." in md
     html = render_html(report)
     assert "No syncs recorded yet" in html and "No responses yet." in html

@@ -158,7 +158,7 @@ def _write_html(path: Path, report: Report) -> None:
 
 def _render(report: Report) -> None:
     """The report as rich tables and lines on the terminal; names are shown as typed, never as markup."""
-    from campaign.report import text_bar
+    from campaign.report import eta_text, text_bar, velocity_text
 
     progress, dataset = report.progress, report.dataset
     totals = progress.totals
@@ -172,9 +172,7 @@ def _render(report: Report) -> None:
     if len(progress.rounds) > 1:
         stdout.print(_rounds_table(progress.rounds))
     stdout.print(_annotators_table(progress.annotators))
-    velocity = progress.velocity
-    eta = f"ETA {velocity.eta_date} (in {velocity.eta_days:.1f} days)" if velocity.eta_days else "no ETA yet"
-    stdout.print(f"Velocity: {velocity.per_day:.1f} submissions/day over {velocity.window_days} days; {eta}.")
+    stdout.print(f"Velocity: {velocity_text(progress)}; ETA: {eta_text(progress)}.", markup=False)
     stdout.print(
         f"Conflicting records: {progress.conflicts.records} of {progress.conflicts.checked} "
         "with 2+ submissions."
