@@ -58,13 +58,10 @@ def read_credentials(path: Path) -> dict[str, str]:
 
 def write_private_text(path: Path, text: str) -> None:
     """Write a file readable by the owner only (0600), atomically: it never exists with wider access."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    from campaign.destinations import remove_leftovers, write_file
+
+    write_file(path, text, private=True)
+    remove_leftovers(path)
 
 
 def write_private_json(path: Path, data: Mapping[str, object]) -> None:
