@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from campaign.client.records import RecordPayload, SuggestionPayload
+from campaign.client.records import QuestionIndex, RecordCompletion, RecordPayload, SuggestionPayload
 from campaign.errors import InputError, UsageError
 from campaign.readers import DEFAULT_BATCH_SIZE, SourceReader, open_source, rows_source
 from campaign.templates import TEMPLATE_NAMES as TEMPLATES
@@ -86,6 +86,7 @@ EMPTY_RESPONSE = "empty response"
 TOO_LONG = "text too long"
 DUPLICATE_PROMPT = "duplicate prompt"
 DUPLICATE_COMPLETION = "duplicate completion"
+IDENTICAL_RESPONSES = "identical responses"  # equal after whitespace normalisation; skipped by option
 # Reasons a kept row gets no judge suggestion.
 RATING_NONE = "judge rating is None"
 RATING_OUT_OF_RANGE = "judge rating out of range"
@@ -106,6 +107,7 @@ class SeedOptions:
     shuffle: bool = True
     seed: int = 0
     strict: bool = False
+    skip_identical: bool = False  # skip rows (binary: completions) whose responses are identical
     max_chars: int = DEFAULT_MAX_CHARS
     limit: int | None = None
     sample: int | None = None
@@ -141,7 +143,7 @@ class SkipExample:
     row: int
     reason: str
     detail: str
-    kind: str = "row"  # "row": the row was skipped; "suggestion": kept without judge suggestion
+    kind: str = "row"  # "row": skipped; "suggestion": kept without judge suggestion; "warning": kept
 
 
 @dataclass
@@ -153,6 +155,7 @@ class SeedReport:
     suggestions: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     suggestion_skipped: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)  # rows kept despite a problem, by reason
     not_sampled: int = 0
     examples: list[SkipExample] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
@@ -186,6 +189,7 @@ class SeedReport:
             "rows_skipped": self.rows_skipped,
             "skipped": dict(self.skipped.most_common()),
             "suggestion_skipped": dict(self.suggestion_skipped.most_common()),
+            "warnings": dict(self.warnings.most_common()),
             "not_sampled": self.not_sampled,
             "examples": [asdict(e) for e in self.examples],
             "mappings": self.mappings,
@@ -477,6 +481,15 @@ class RecordPlan(Iterator[list[RecordPayload]]):
             raise InputError(msg)
         self.report._note(self.report.skipped, SkipExample(reader, number, reason, detail))
 
+    def _identical(self, reader: str, number: int, detail: str) -> bool:
+        """Identical responses: skip them with `skip_identical` (True), else keep them with a warning."""
+        if self.options.skip_identical:
+            self._skip(reader, number, IDENTICAL_RESPONSES, detail)
+            return True
+        example = SkipExample(reader, number, IDENTICAL_RESPONSES, detail, kind="warning")
+        self.report._note(self.report.warnings, example)
+        return False
+
     def _no_suggestion(self, reader: str, number: int, reason: str, detail: str) -> None:
         example = SkipExample(reader, number, reason, detail, kind="suggestion")
         self.report._note(self.report.suggestion_skipped, example)
@@ -493,12 +506,18 @@ class RecordPlan(Iterator[list[RecordPayload]]):
         if key in self._seen_prompts:
             self._skip(reader, number, DUPLICATE_PROMPT, f"prompt {_preview(row.prompt)} was seen before")
             return
+        if self.options.template == "binary":
+            self._seen_prompts.add(key)
+            ratings = self._checked_ratings(raw, row, mapping, reader, number)
+            yield from self._binary_records(row, ratings, reader, number, source)
+            return
+        # A pair of identical responses says nothing about which is better, and labels one text both ways.
+        repeated = _first_repeat(row.responses)
+        if repeated is not None and self._identical(reader, number, _identical_detail(*repeated)):
+            return  # skipped like an invalid row: a later row with the same prompt may still be seeded
         self._seen_prompts.add(key)
         ratings = self._checked_ratings(raw, row, mapping, reader, number)
-        if self.options.template == "binary":
-            yield from self._binary_records(row, ratings, reader, number, source)
-        else:
-            yield self._comparison_record(row, ratings, source)
+        yield self._comparison_record(row, ratings, source)
 
     def _validate(self, raw: dict[str, Any], mapping: ColumnMapping) -> _Row:
         options = self.options
@@ -644,6 +663,7 @@ class RecordPlan(Iterator[list[RecordPayload]]):
         self, row: _Row, ratings: list[int | None] | None, reader: str, number: int, source: str
     ) -> Iterator[RecordPayload]:
         seen: set[str] = set()
+        normalised: dict[str, int] = {}
         for position, completion in enumerate(row.responses):
             if completion in seen:
                 self._skip(
@@ -651,6 +671,9 @@ class RecordPlan(Iterator[list[RecordPayload]]):
                 )
                 continue
             seen.add(completion)
+            earlier = normalised.setdefault(_normalised(completion), position)
+            if earlier != position and self._identical(reader, number, _identical_detail(earlier, position)):
+                continue
             metadata = self._metadata(row, source)
             model = row.models[position] if position < len(row.models) else None
             if model:
@@ -695,6 +718,25 @@ def _decode_list(value: Any, column: str) -> Any:
     return value
 
 
+def _normalised(text: str) -> str:
+    """A text with runs of whitespace made one space and the ends stripped."""
+    return " ".join(text.split())
+
+
+def _first_repeat(responses: Sequence[str]) -> tuple[int, int] | None:
+    """The first (earlier, later) positions of two responses equal after whitespace normalisation."""
+    first: dict[str, int] = {}
+    for position, response in enumerate(responses):
+        earlier = first.setdefault(_normalised(response), position)
+        if earlier != position:
+            return earlier, position
+    return None
+
+
+def _identical_detail(earlier: int, later: int) -> str:
+    return f"responses {earlier} and {later} (0-based) are identical after whitespace normalisation"
+
+
 def _preview(text: str, width: int = 40) -> str:
     flat = " ".join(text.split())
     return repr(flat if len(flat) <= width else flat[: width - 1] + "…")
@@ -735,10 +777,11 @@ def describe_plan(
 
 @dataclass
 class SeedOutcome:
-    """What a seeding run did: created, already present, skipped, and how long it took."""
+    """What a seeding run did: created, already present (completed), skipped, and how long it took."""
 
     created: int = 0
     already_present: int = 0
+    completed: int = 0  # records already present that got missing metadata or suggestions
     seconds: float = 0.0
     report: SeedReport = field(default_factory=SeedReport)
 
@@ -748,6 +791,7 @@ class SeedOutcome:
         return {
             "created": self.created,
             "already_present": self.already_present,
+            "completed": self.completed,
             "skipped": self.report.rows_skipped,
             "seconds": round(self.seconds, 3),
             "records_per_second": round(rate, 1) if rate else None,
@@ -765,7 +809,8 @@ def write_plan(
 ) -> SeedOutcome:
     """Send planned records that the dataset does not hold yet; records already there are counted, not resent.
 
-    Each bulk request is one transaction and ids are content hashes, so a run killed half-way and run
+    A record already there gets the metadata keys and suggestions it lacks (a source fixed since, with
+    more columns), never new fields or responses. Each bulk request is one transaction and ids are content hashes, so a run killed half-way and run
     again ends with exactly the planned records. `on_batch(created, present)` reports progress. The local
     server's create-only endpoint is used when it exists, unless `fast_path=False` (or, by default, the
     environment sets CAMPAIGN_SEED_FAST_PATH=0): then every batch goes through the stock bulk upsert.
@@ -786,9 +831,16 @@ def write_plan(
     with ThreadPoolExecutor(max_workers=2) as pool:
         for batch in plan:
             ids = [p.id for p in batch]
-            present = client.existing_external_ids(dataset_id, ids) if check_existing else set()
+            present = client.existing_records(dataset_id, ids) if check_existing else {}
             fresh = [p for p in batch if p.id not in present]
             outcome.already_present += len(batch) - len(fresh)
+            completions = [
+                completion
+                for p in batch
+                if p.id in present and (completion := completion_of(p, present[p.id], questions)) is not None
+            ]
+            if completions:
+                outcome.completed += client.complete_records(dataset_id, completions, questions=questions)
             if fresh:
                 pending.append(
                     pool.submit(
@@ -805,6 +857,30 @@ def write_plan(
     if isinstance(plan, RecordPlan):
         outcome.report = plan.report
     return outcome
+
+
+def completion_of(
+    payload: RecordPayload, existing: Mapping[str, Any], questions: QuestionIndex
+) -> RecordCompletion | None:
+    """What `payload` adds to the record the server holds under its id: missing metadata and suggestions.
+
+    None when nothing is missing, or when the record shows its responses in other slots (another shuffle
+    seed): slot metadata and suggestions would then describe other texts.
+    """
+    if dict(existing.get("fields") or {}) != payload.fields:
+        return None
+    metadata = dict(existing.get("metadata") or {})
+    added = {key: value for key, value in payload.metadata.items() if metadata.get(key) is None}
+    suggested = {str(s.get("question_id")) for s in existing.get("suggestions") or []}
+    missing = [s for s in payload.suggestions if questions.ids.get(s.question) not in suggested]
+    if not added and not missing:
+        return None
+    return RecordCompletion(
+        server_id=str(existing["id"]),
+        external_id=payload.id,
+        metadata=metadata | added,
+        suggestions=missing,
+    )
 
 
 def _count(outcome: SeedOutcome, written: tuple[int, int]) -> None:

@@ -533,3 +533,59 @@ def test_large_parquet_plans_in_bounded_batches(tmp_path: Path) -> None:
         sizes.append(len(batch))
     assert max(sizes) == 2_000
     assert sum(sizes) == total == report.records == report.rows_read
+
+
+def test_identical_responses_are_seeded_with_a_warning_or_skipped_by_option() -> None:
+    rows = [uf_row(0), uf_row(1), uf_row(2)]
+    rows[1]["generations"] = ["The same  answer.", " The same answer.\n"]  # equal but for whitespace
+    records, report = plan(rows)
+    assert len(records) == 3
+    assert report.warnings == {"identical responses": 1} and not report.skipped
+    warning = next(e for e in report.examples if e.kind == "warning")
+    assert (warning.row, warning.detail) == (
+        2,
+        "responses 0 and 1 (0-based) are identical after whitespace normalisation",
+    )
+    assert report.to_dict()["warnings"] == {"identical responses": 1}
+
+    records, report = plan(rows, skip_identical=True)
+    assert [r.fields["prompt"] for r in records] == ["Question number 0?", "Question number 2?"]
+    assert report.skipped == {"identical responses": 1} and not report.warnings
+    with pytest.raises(InputError, match=r"row 2: identical responses"):
+        plan(rows, skip_identical=True, strict=True)
+    # A skipped row does not claim its prompt: a later row with the same prompt and distinct answers is seeded.
+    again = {**rows[1], "generations": ["one", "two"]}
+    records, report = plan([*rows, again], skip_identical=True)
+    assert len(records) == 3 and report.skipped == {"identical responses": 1}
+
+
+def test_binary_completions_identical_after_whitespace_are_warned_or_skipped() -> None:
+    row = {"instruction": "Q?", "generations": ["Yes.", "yes", "Yes. "], "ratings": [5, 1, 1]}
+    records, report = plan([row], template="binary")
+    assert [r.fields["completion"] for r in records] == ["Yes.", "yes", "Yes. "]
+    assert report.warnings == {"identical responses": 1}
+    records, report = plan([row], template="binary", skip_identical=True)
+    assert [r.fields["completion"] for r in records] == ["Yes.", "yes"]
+    assert report.skipped == {"identical responses": 1}
+
+
+def test_seed_command_warns_about_identical_responses_and_skips_them_by_option(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+
+    runner = CliRunner(mix_stderr=False)
+    directory = tmp_path / "camp"
+    assert runner.invoke(cli, ["init", str(directory), "--template", "rating"]).exit_code == 0
+    source = tmp_path / "rows.jsonl"
+    rows = [uf_row(0), {**uf_row(1), "generations": ["Same text", "Same  text "]}]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    warned = runner.invoke(cli, ["seed", str(source), "--campaign", str(directory), "--dry-run"])
+    assert warned.exit_code == 0, warned.stderr
+    assert "Warning: 1 row(s) seeded with identical responses" in warned.stderr
+    assert "--skip-identical" in warned.stderr
+    args = ["seed", str(source), "--campaign", str(directory), "--dry-run", "--json", "--skip-identical"]
+    skipped = runner.invoke(cli, args)
+    assert skipped.exit_code == 0, skipped.stderr
+    report = json.loads(skipped.stdout)["report"]
+    assert (report["records"], report["skipped"], report["warnings"]) == (1, {"identical responses": 1}, {})

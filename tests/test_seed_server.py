@@ -416,3 +416,41 @@ def test_killed_run_resumes_to_exact_count(
     assert len(set(external_ids)) == 3000
     assert set(external_ids) == expected
     assert record_total(client, dataset_id) == 3000
+
+
+def test_reseeding_with_more_columns_completes_records_and_keeps_responses(
+    runner: CliRunner, client: ArgillaClient, tmp_path: Path
+) -> None:
+    """A source fixed since the first seed (ratings and models added): suggestions and metadata arrive."""
+    directory = tmp_path / "more"
+    name = new_campaign(runner, directory, "rating")
+    rows = [{"instruction": f"complete me {i}", "generations": [f"a {i}", f"b {i}"]} for i in range(6)]
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert seed_json(runner, directory, str(first))["created"] == 6
+    before = {r["external_id"]: r for r in server_records(client, name)}
+    assert not any(r["suggestions"] for r in before.values())
+    answered = next(iter(before.values()))
+    client.submit_response(answered["id"], {"rating_1": 2, "rating_2": 4}, "submitted")
+    response = next(r for r in server_records(client, name) if r["id"] == answered["id"])["responses"]
+
+    fixed = tmp_path / "fixed.jsonl"
+    models = {"generation_models": ["model-a", "model-b"], "ratings": [5, 2], "model_name": JUDGE}
+    fixed.write_text("".join(json.dumps(row | models) + "\n" for row in rows))
+    summary = seed_json(runner, directory, str(fixed))
+    assert (summary["created"], summary["already_present"], summary["completed"]) == (0, 6, 6)
+
+    questions = question_names(client, name)
+    after = {r["external_id"]: r for r in server_records(client, name)}
+    for external_id, record in after.items():
+        assert record["fields"] == before[external_id]["fields"]
+        slots = {record["metadata"][f"source_index_{slot}"]: slot for slot in (1, 2)}
+        assert record["metadata"][f"model_{slots[0]}"] == "model-a"
+        assert record["metadata"][f"model_{slots[1]}"] == "model-b"
+        suggested = {questions[s["question_id"]]: (s["value"], s["agent"]) for s in record["suggestions"]}
+        assert suggested == {f"rating_{slots[0]}": (5, JUDGE), f"rating_{slots[1]}": (2, JUDGE)}
+    assert after[answered["external_id"]]["responses"] == response  # values, status and updated_at
+    assert all(not r["responses"] for k, r in after.items() if k != answered["external_id"])
+    # Nothing is missing any more: a third run changes nothing.
+    again = seed_json(runner, directory, str(fixed))
+    assert (again["created"], again["already_present"], again["completed"]) == (0, 6, 0)

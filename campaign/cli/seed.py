@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from campaign.cli._common import campaign_option, user_errors
-from campaign.cli._output import note, print_json, stderr, stdout
+from campaign.cli._output import note, print_json, stderr, stdout, warn
 
 if TYPE_CHECKING:
     from campaign.seed import PlanPreview
@@ -55,6 +55,11 @@ def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
     help="Seed of the slot shuffle and of --sample [default: campaign.yaml].",
 )
 @click.option("--strict", is_flag=True, help="Fail on the first row that would be skipped.")
+@click.option(
+    "--skip-identical",
+    is_flag=True,
+    help="Skip rows whose responses are identical (after whitespace normalisation) instead of warning.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Seed at most N records.")
 @click.option("--sample", type=click.IntRange(min=1), help="Seed a deterministic sample of N records.")
 @click.option(
@@ -77,6 +82,7 @@ def seed(
     no_shuffle: bool,
     shuffle_seed: int | None,
     strict: bool,
+    skip_identical: bool,
     limit: int | None,
     sample: int | None,
     max_chars: int,
@@ -115,6 +121,7 @@ def seed(
             shuffle=not no_shuffle,
             seed=campaign.seed if shuffle_seed is None else shuffle_seed,
             strict=strict,
+            skip_identical=skip_identical,
             max_chars=max_chars,
             limit=limit,
             sample=sample,
@@ -166,6 +173,11 @@ def seed(
         f"Created {outcome.created} records, {outcome.already_present} already present, "
         f"{outcome.report.rows_skipped} rows skipped, in {outcome.seconds:.1f}s."
     )
+    if outcome.completed:
+        stdout.print(
+            f"Added missing metadata or suggestions to {outcome.completed} of the records already present "
+            "(their responses are unchanged)."
+        )
     stdout.print(f"Annotators work at {summary['dataset']['url']}")
 
 
@@ -180,10 +192,16 @@ def _show_report(report: dict[str, Any]) -> None:
         for reason, count in report["suggestion_skipped"].items():
             table.add_row(reason, "suggestion only", str(count))
         stderr.print(table)
-        for example in report["examples"][:5]:
+        for example in [e for e in report["examples"] if e["kind"] != "warning"][:5]:
             note(
                 f"  e.g. {example['source']} row {example['row']}: {example['reason']} ({example['detail']})"
             )
+    for reason, count in report["warnings"].items():
+        first = next(e for e in report["examples"] if e["kind"] == "warning" and e["reason"] == reason)
+        warn(
+            f"Warning: {count} row(s) seeded with {reason}, e.g. {first['source']} row {first['row']} "
+            f"({first['detail']}). Seed with --skip-identical to leave such rows out."
+        )
 
 
 def _show_dry_run(preview: PlanPreview, as_json: bool) -> None:

@@ -22,6 +22,7 @@ from campaign.client._client import (
 from campaign.client._http import IDEMPOTENT_METHODS, RETRY_STATUSES
 from campaign.client.records import (
     QuestionIndex,
+    RecordCompletion,
     RecordPayload,
     StoredRecord,
     StoredResponse,
@@ -42,6 +43,7 @@ __all__ = [
     "ArgillaClient",
     "DatasetEnsured",
     "QuestionIndex",
+    "RecordCompletion",
     "RecordPayload",
     "StoredRecord",
     "StoredResponse",

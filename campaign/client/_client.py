@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from campaign.client._http import API_KEY_HEADER, Http
 from campaign.client.records import (
     QuestionIndex,
+    RecordCompletion,
     RecordPayload,
     StoredRecord,
+    completion_body,
     record_body,
     stored_record_body,
 )
@@ -279,7 +281,13 @@ class ArgillaClient(Http):
 
     def existing_external_ids(self, dataset_id: str, external_ids: list[str]) -> set[str]:
         """Which of these record ids the dataset already holds (one search per 250 ids)."""
-        found: set[str] = set()
+        return set(self.existing_records(dataset_id, external_ids, include=()))
+
+    def existing_records(
+        self, dataset_id: str, external_ids: list[str], *, include: Iterable[str] = ("suggestions",)
+    ) -> dict[str, dict[str, Any]]:
+        """The records with these external ids that the dataset holds, by external id (one search per 250)."""
+        found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(external_ids), TERMS_MAX):
             chunk = external_ids[start : start + TERMS_MAX]
             body = {
@@ -293,21 +301,30 @@ class ArgillaClient(Http):
                     ]
                 }
             }
+            params: dict[str, Any] = {"limit": len(chunk), "offset": 0}
+            if include:
+                params["include"] = list(include)
             result = self.request(
-                "POST",
-                f"/datasets/{dataset_id}/records/search",
-                idempotent=True,
-                json=body,
-                params={"limit": len(chunk), "offset": 0},
+                "POST", f"/datasets/{dataset_id}/records/search", idempotent=True, json=body, params=params
             )
-            found.update(str(item["record"]["external_id"]) for item in result["items"])
+            for item in result["items"]:
+                found[str(item["record"]["external_id"])] = dict(item["record"])
         return found
+
+    def complete_records(
+        self, dataset_id: str, completions: Sequence[RecordCompletion], *, questions: QuestionIndex
+    ) -> int:
+        """Give existing records missing metadata and suggestions (stock bulk upsert); responses stay as they are."""
+        return self._upsert_bodies(dataset_id, [completion_body(c, questions) for c in completions])
 
     def upsert_records(
         self, dataset_id: str, records: Sequence[StoredRecord], *, question_ids: dict[str, str]
     ) -> int:
         """Create or update records by external id, with their responses, in transactions of up to 500."""
-        bodies = [stored_record_body(record, question_ids) for record in records]
+        return self._upsert_bodies(dataset_id, [stored_record_body(r, question_ids) for r in records])
+
+    def _upsert_bodies(self, dataset_id: str, bodies: list[dict[str, Any]]) -> int:
+        """Send bodies through the stock bulk upsert, one transaction per BULK_SIZE of them."""
         for start in range(0, len(bodies), BULK_SIZE):
             chunk = bodies[start : start + BULK_SIZE]
             self.request("PUT", f"/datasets/{dataset_id}/records/bulk", json={"items": chunk})

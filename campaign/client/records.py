@@ -76,28 +76,50 @@ class QuestionIndex:
 
 def record_body(payload: RecordPayload, questions: QuestionIndex) -> dict[str, Any]:
     """The body of one record for argilla-server's bulk endpoints, keyed by the stable id."""
-    suggestions = []
-    for s in payload.suggestions:
-        if s.question not in questions.ids:
-            msg = f"Record {payload.id}: the dataset has no question {s.question!r} for a suggestion."
-            raise InputError(msg)
-        value = s.value
-        if s.question in questions.rankings:
-            # The REST API takes a ranking as [{"value": option}, ...] (the SDK converts the same way).
-            value = [{"value": str(option)} for option in value]
-        item: dict[str, Any] = {"question_id": questions.ids[s.question], "value": value, "type": "model"}
-        agent = safe_agent(s.agent)
-        if agent:
-            item["agent"] = agent
-        if s.score is not None:
-            item["score"] = s.score
-        suggestions.append(item)
     return {
         "external_id": payload.id,
         "fields": dict(payload.fields),
         "metadata": dict(payload.metadata),
-        "suggestions": suggestions,
+        "suggestions": [suggestion_body(payload.id, s, questions) for s in payload.suggestions],
     }
+
+
+def suggestion_body(record: str, s: SuggestionPayload, questions: QuestionIndex) -> dict[str, Any]:
+    """The REST body of one suggestion of record `record` (named in the error for an unknown question)."""
+    if s.question not in questions.ids:
+        msg = f"Record {record}: the dataset has no question {s.question!r} for a suggestion."
+        raise InputError(msg)
+    value = s.value
+    if s.question in questions.rankings:
+        # The REST API takes a ranking as [{"value": option}, ...] (the SDK converts the same way).
+        value = [{"value": str(option)} for option in value]
+    item: dict[str, Any] = {"question_id": questions.ids[s.question], "value": value, "type": "model"}
+    agent = safe_agent(s.agent)
+    if agent:
+        item["agent"] = agent
+    if s.score is not None:
+        item["score"] = s.score
+    return item
+
+
+@dataclass(frozen=True)
+class RecordCompletion:
+    """What a re-seed adds to a record the server holds: its whole metadata, and suggestions it lacks."""
+
+    server_id: str
+    external_id: str
+    metadata: dict[str, Any]
+    suggestions: list[SuggestionPayload] = field(default_factory=list)
+
+
+def completion_body(completion: RecordCompletion, questions: QuestionIndex) -> dict[str, Any]:
+    """The bulk-upsert body of a completion: no fields and no responses, so those stay as they are."""
+    item: dict[str, Any] = {"id": completion.server_id, "metadata": dict(completion.metadata)}
+    if completion.suggestions:
+        item["suggestions"] = [
+            suggestion_body(completion.external_id, s, questions) for s in completion.suggestions
+        ]
+    return item
 
 
 @dataclass(frozen=True)
