@@ -188,8 +188,6 @@ def add_annotators(
                 first_name=spec.first_name or spec.username,
                 last_name=spec.last_name,
             )
-            if target is not None:
-                save_passwords(target, [(spec.username, password)])
             action = "created"
         else:
             action = "unchanged"
@@ -198,6 +196,9 @@ def add_annotators(
             members.add(spec.username)
             if action == "unchanged":
                 action = "added-to-workspace"
+        if password is not None and target is not None:
+            # Saved once the account is a member, so that a failed save can be mended by reset-password.
+            save_passwords(target, [(spec.username, password)])
         results.append(AddResult(spec.username, action, str(user.get("role", spec.role)), password))
     return results
 

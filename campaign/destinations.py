@@ -141,7 +141,7 @@ def remove_leftovers(target: Path) -> list[Path]:
 def cannot_write(path: Path, exc: OSError, *, option: str = "--out") -> DestinationError:
     """The one-line error for an OSError met while writing `path`."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return DestinationError(f"Cannot write {path}: {reason}. Choose another {option} or make room there.")
+    return DestinationError(f"Cannot write {path}: {reason}. Choose another {option}.")
 
 
 def _prefix(target: Path, stage: str) -> str:

@@ -6,6 +6,7 @@ import stat
 import uuid
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from campaign.client import ArgillaClient
@@ -148,3 +149,40 @@ def test_reset_password_gives_a_new_one_and_keeps_the_other_rows(
     )
     assert_one_line_error(foreign, "is not a passwords file", exit_code=2)
     assert login_status(server, f"a-{tag}", after[f"a-{tag}"]) in (200, 201)  # refused before the reset
+
+
+def test_a_password_that_cannot_be_written_says_how_to_reset_it(
+    server: RunningServer, client: ArgillaClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import campaign.annotators
+
+    runner = CliRunner(mix_stderr=False)
+    campaign_dir = tmp_path / "c"
+    created_campaign(runner, campaign_dir)
+    username = f"full-{uuid.uuid4().hex[:6]}"
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(campaign.annotators, "write_file", full_disk)
+    out = tmp_path / "passwords.csv"
+    result = run(
+        runner,
+        "annotators",
+        "add",
+        "--username",
+        username,
+        "--campaign",
+        str(campaign_dir),
+        "--out",
+        str(out),
+    )
+    assert_one_line_error(result, "reset-password USER --out FILE", exit_code=1)
+    assert username in result.stderr and "No space left" in result.stderr
+    monkeypatch.undo()
+    server.use(monkeypatch)
+    reset = run(
+        runner, "annotators", "reset-password", username, "--campaign", str(campaign_dir), "--out", str(out)
+    )
+    assert reset.exit_code == 0, reset.stderr
+    assert login_status(server, username, read_passwords(out)[username]) in (200, 201)
