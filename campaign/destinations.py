@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -105,15 +106,14 @@ def replace_folder(staging: Path, target: Path) -> None:
 def write_file(path: Path, text: str, *, private: bool = False) -> None:
     """Write `text` to `path` atomically (0600 when `private`, from the first byte on), making its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path, "tmp"))
-    tmp = Path(name)
+    tmp = path.with_name(_prefix(path, "tmp") + secrets.token_hex(4))
+    # The mode is given at creation (the umask applies to it): a private file is never readable by others.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        if not private:
-            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -146,12 +146,6 @@ def cannot_write(path: Path, exc: OSError, *, option: str = "--out") -> Destinat
 
 def _prefix(target: Path, stage: str) -> str:
     return f".{target.name}.{stage}-{os.getpid()}-"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _absolute(out: Path | str) -> Path:
