@@ -36,9 +36,23 @@ SUGGESTION_COLUMNS: tuple[str, ...] = ("record_id", "question", "slot", "value",
 _NULL_STRINGS = ["", "NA", "NaN", "nan", "null"]
 # krippendorff builds a units x values x values float array; past this many cells it would need GBs.
 MAX_ALPHA_CELLS = 200_000_000
-# The keys of Statistic.to_dict() that are fields; any other key is one of its details.
+# The name each statistic is shown under; Krippendorff's alpha adds its level, which changes the figure.
+STATISTIC_LABELS: dict[str, str] = {
+    "alpha": "Krippendorff's α",
+    "fleiss": "Fleiss' κ",
+    "cohen": "Cohen's κ",
+    "cohen-linear": "Cohen's κ (linear)",
+    "cohen-quadratic": "Cohen's κ (quadratic)",
+    "kappa-vs-consensus": "Cohen's κ vs consensus",
+    "kendall-w": "Kendall's W",
+    "kendall-w-mean": "Kendall's W (mean)",
+    "spearman": "Spearman's ρ",
+    "spearman-vs-consensus": "Spearman's ρ vs consensus",
+    "kendall-tau": "Kendall's τ-b",
+}
+# The keys of Statistic.to_dict() that are fields (or derived from them); any other key is a detail.
 _STATISTIC_KEYS = frozenset(
-    ("statistic", "level", "value", "n_units", "n_annotators", "n_values", "note", "reason")
+    ("statistic", "label", "level", "value", "n_units", "n_annotators", "n_values", "note", "reason")
 )
 _SEP = "\x1f"  # joins key parts into one unit id; cannot appear in ids typed by people
 
@@ -58,10 +72,17 @@ class Statistic:
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """The statistic's name for people, e.g. "Krippendorff's α (ordinal)" or "Fleiss' κ"."""
+        label = STATISTIC_LABELS.get(self.name, self.name)
+        return f"{label} ({self.level})" if self.name == "alpha" and self.level else label
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict: statistic, level, value, counts, note, reason and the details."""
+        """A JSON-serialisable dict: statistic, its label, level, value, counts, note, reason, details."""
         return {
             "statistic": self.name,
+            "label": self.label,
             "level": self.level,
             "value": self.value,
             "n_units": self.n_units,
@@ -1070,14 +1091,15 @@ def campaign_agreement(
 ) -> CampaignAgreement:
     """Agreement report for a campaign snapshot, for `campaign status` to embed.
 
-    Schema of its `to_dict()` (a "statistic" is `Statistic.to_dict()`: statistic, level, value (None when there is too
-    little data), n_units, n_annotators, n_values, note, reason and statistic-specific extras)::
+    Schema of its `to_dict()` (a "statistic" is `Statistic.to_dict()`: statistic, label (its name for people,
+    such as "Fleiss' κ"), level, value (None when there is too little data), n_units, n_annotators,
+    n_values, note, reason and statistic-specific extras)::
 
         {
           "template": "rating" | "ranking" | "binary",
           "level": "ordinal" | "nominal",
           "n_records": int, "n_annotators": int, "n_responses": int,   # submitted only
-          "overall": statistic,       # alpha: pooled rating_* (units = record x question),
+          "overall": statistic,       # always Krippendorff's alpha: pooled rating_* (record x question),
                                       # nominal on label, or ordinal on rank positions (record x slot)
           "per_question": {question: statistic},
           "fleiss": statistic | None,      # binary only; note "not applicable" when raters differ

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from campaign.agreement import CampaignAgreement, Statistic, campaign_agreement
+from campaign.agreement import NOT_ENOUGH_DATA, CampaignAgreement, Statistic, campaign_agreement
 from campaign.errors import InputError
 from campaign.progress import (
     AnnotatorProgress,
@@ -326,19 +326,6 @@ def _leaderboard_cells(entry: AnnotatorProgress) -> list[str]:
     ]
 
 
-_STAT_NAMES = {
-    "alpha": "Krippendorff's α",
-    "fleiss": "Fleiss' κ",
-    "kendall-w-mean": "Kendall's W (mean)",
-    "kendall-w": "Kendall's W",
-}
-
-
-def _stat_name(stat: Statistic) -> str:
-    label = _STAT_NAMES.get(stat.name, stat.name)
-    return f"{label} ({stat.level})" if stat.level and stat.name == "alpha" else label
-
-
 def _finite(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
@@ -346,18 +333,23 @@ def _finite(value: float | None) -> TypeGuard[float]:
 def _stat_value(stat: Statistic) -> str:
     if _finite(stat.value):
         return f"{stat.value:.3f}"
-    return stat.note or "not enough data"
+    return stat.note or NOT_ENOUGH_DATA
 
 
 def agreement_rows(agreement: CampaignAgreement) -> list[tuple[str, Statistic]]:
-    """(label, statistic) pairs to show: overall, each question, Fleiss, Kendall's W and the judges."""
+    """(scope, statistic) pairs to show: overall, each question, Fleiss, Kendall's W and the judges.
+
+    "overall" is always the pooled Krippendorff's α, as in the JSON; Fleiss' κ and Kendall's W are shown
+    under the question they measure, each beside its own name (`Statistic.label`).
+    """
     rows: list[tuple[str, Statistic]] = []
     questions = list(agreement.per_question.items())
     # A template with a single question reports it twice (overall and per question); show it once.
     if not (len(questions) == 1 and questions[0][1] == agreement.overall):
         rows.append(("overall", agreement.overall))
     rows.extend(questions)
-    rows.extend(("overall", stat) for stat in (agreement.fleiss, agreement.kendall_w) if stat is not None)
+    scope = questions[0][0] if len(questions) == 1 else "all questions"
+    rows.extend((scope, stat) for stat in (agreement.fleiss, agreement.kendall_w) if stat is not None)
     rows.extend((f"judge: {judge.agent}", judge.alpha) for judge in agreement.judge)
     return rows
 
@@ -453,7 +445,7 @@ def _md_agreement(agreement: CampaignAgreement) -> list[str]:
         return [*lines, "No agreement figures yet."]
     lines += _md_table(
         ["Question", "Statistic", "Value", "n_units"],
-        [[_md(label), _md(_stat_name(s)), _md(_stat_value(s)), _int(s.n_units)] for label, s in rows],
+        [[_md(scope), _md(s.label), _md(_stat_value(s)), _int(s.n_units)] for scope, s in rows],
         "llrr",
     )
     flagged = _flagged(agreement)
@@ -669,12 +661,28 @@ def svg_leaderboard(annotators: Sequence[AnnotatorProgress], *, width: int = 720
     return "".join(parts)
 
 
+def _text_width(text: str) -> float:
+    """An upper bound of the width of `text` in 12px chart type (7 user units per character)."""
+    return 7.0 * len(text)
+
+
 def svg_agreement(rows: Sequence[tuple[str, Statistic]], *, width: int = 720) -> str:
-    """One bar per agreement figure on a -1..1 scale, labelled with its value and n_units."""
+    """One bar per agreement figure on a -1..1 scale, labelled with its value and n_units.
+
+    The margins are sized from the longest label and caption, so that no text runs past the edges.
+    """
     label = "Agreement per question"
     if not rows:
         return _empty_chart(label, "No agreement figures yet.")
-    row_h, top, left, right = 26, 22, 250, 150
+    names, captions = [], []
+    for scope, stat in rows:
+        text = f"{scope} · {stat.label}"
+        names.append((text, text if len(text) <= 38 else text[:37] + "…"))
+        n_units = f"n_units={_int(stat.n_units)}"
+        captions.append(f"{_stat_value(stat)} ({n_units})")
+    row_h, top, pad = 26, 22, 8
+    left = pad + max(_text_width(short) for _, short in names) + 8
+    right = pad + max(_text_width(caption) for caption in captions) + 8
     height = top + row_h * len(rows) + 8
     plot_w = width - left - right
     finite = [s.value for _, s in rows if _finite(s.value)]
@@ -692,28 +700,22 @@ def svg_agreement(rows: Sequence[tuple[str, Statistic]], *, width: int = 720) ->
             f'<line class="grid" x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top - 4}" y2="{height - 8}"/>'
             f'<text class="muted" x="{x(tick):.1f}" y="{top - 8}" text-anchor="middle">{tick:g}</text>'
         )
-    for i, (name, stat) in enumerate(rows):
+    for i, ((_, stat), (text, short), caption) in enumerate(zip(rows, names, captions, strict=True)):
         y = top + i * row_h
-        text = f"{name} · {_stat_name(stat)}"
-        short = text if len(text) <= 38 else text[:37] + "…"
         parts.append(
-            f'<text x="{left - 8}" y="{y + row_h * 0.65:.1f}" text-anchor="end"><title>{_h(text)}</title>'
+            f'<text x="{left - 8:.1f}" y="{y + row_h * 0.65:.1f}" text-anchor="end"><title>{_h(text)}</title>'
             f"{_h(short)}</text>"
         )
         value = stat.value
-        n_units = f"n_units={_int(stat.n_units)}"
         if _finite(value):
-            start, end = sorted((x(max(lo, 0.0)), x(max(lo, min(1.0, float(value))))))
+            start, end = sorted((x(max(lo, 0.0)), x(max(lo, min(1.0, value)))))
             colour = "var(--neg)" if value < 0 else "var(--bar)"
             parts.append(
                 f'<rect x="{start:.1f}" y="{y + 4}" width="{max(end - start, 1.0):.1f}" height="{row_h - 8}" '
-                f'fill="{colour}"><title>{_h(text)}: {value:.3f} ({n_units})</title></rect>'
+                f'fill="{colour}"><title>{_h(text)}: {_h(caption)}</title></rect>'
             )
-            caption = f"{value:.3f} ({n_units})"
-        else:
-            caption = f"{stat.note or 'not enough data'} ({n_units})"
         parts.append(
-            f'<text class="muted" x="{width - right + 8}" y="{y + row_h * 0.65:.1f}">{_h(caption)}</text>'
+            f'<text class="muted" x="{width - right + 8:.1f}" y="{y + row_h * 0.65:.1f}">{_h(caption)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -781,7 +783,7 @@ def _html_agreement(agreement: CampaignAgreement) -> str:
     rows = agreement_rows(agreement)
     table = _html_table(
         ["Question", "Statistic", "Value", "n_units", "Annotators"],
-        [[label, _stat_name(s), _stat_value(s), _int(s.n_units), _int(s.n_annotators)] for label, s in rows],
+        [[scope, s.label, _stat_value(s), _int(s.n_units), _int(s.n_annotators)] for scope, s in rows],
         left=(0, 1),
     )
     flagged = _flagged(agreement)
@@ -827,8 +829,10 @@ def render_html(report: Report) -> str:
             f"synced {_when(snap.synced_at)}",
         )
     )
-    leaderboard = _html_table(
-        _LEADERBOARD_HEADER, [_leaderboard_cells(a) for a in progress.annotators], left=(1, 6)
+    leaderboard = (
+        _html_table(_LEADERBOARD_HEADER, [_leaderboard_cells(a) for a in progress.annotators], left=(1, 6))
+        if progress.annotators
+        else ""
     )
     return f"""<!DOCTYPE html>
 <html lang="en">

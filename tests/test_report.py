@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -16,7 +17,7 @@ from test_progress import NOW, at, make_snapshot, new_campaign, rank, rate, rati
 from campaign.agreement import campaign_agreement
 from campaign.errors import InputError
 from campaign.progress import compute_progress
-from campaign.report import Report, build_report, render_html, render_markdown, text_bar
+from campaign.report import Report, agreement_rows, build_report, render_html, render_markdown, text_bar
 from campaign.snapshot import Snapshot, conform
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -201,6 +202,39 @@ def test_renderers_accept_the_json_round_trip(name: str):
     assert render_html(again) == render_html(report)
 
 
+def test_every_agreement_figure_names_its_statistic():
+    # Binary once showed "overall -0.333" (Fleiss' kappa) beside a JSON "overall" that is alpha.
+    snapshots = _round_trip_snapshots()
+    binary = build_report(snapshots["binary with a judge"], now=NOW, min_shared=2)
+    data = binary.to_dict()["agreement"]
+    assert data["overall"]["statistic"] == "alpha"
+    assert data["overall"]["label"] == "Krippendorff's α (nominal)"
+    assert data["fleiss"]["label"] == "Fleiss' κ"
+    assert all("label" in entry for entry in data["pairwise"] + data["annotators"])
+    md = render_markdown(binary)
+    assert f"| label | Fleiss' κ | {binary.agreement.fleiss.value:.3f} |" in md
+    assert "| label | Krippendorff's α (nominal) |" in md
+    assert "| overall | Fleiss" not in md
+    html = render_html(binary)
+    assert "label · Fleiss&#x27; κ" in html and '<td class="l">Fleiss&#x27; κ</td>' in html
+    ranking = build_report(snapshots["ranking"], now=NOW, min_shared=2)
+    assert ranking.to_dict()["agreement"]["overall"]["statistic"] == "alpha"
+    assert ranking.to_dict()["agreement"]["kendall_w"]["label"] == "Kendall's W (mean)"
+    md = render_markdown(ranking)
+    assert "| ranking | Kendall's W (mean) |" in md and "| ranking | Krippendorff's α (ordinal) |" in md
+    # every row of every agreement table says which statistic it is
+    for report in (binary, ranking, build_report(rating_snapshot(), now=NOW)):
+        rows = [
+            line for line in render_markdown(report).split("### Agreement")[1].splitlines() if "|" in line
+        ]
+        assert rows[2:] and all(cell_count(row) == 4 and row.split("|")[2].strip() for row in rows[2:])
+        assert all(row.split("|")[1].strip() != "overall" or "α" in row for row in rows[2:])
+
+
+def cell_count(row: str) -> int:
+    return row.replace("\\|", "").count("|") - 1
+
+
 def test_from_dict_refuses_other_json():
     with pytest.raises(InputError, match="Not a campaign status report"):
         Report.from_dict({"schema_version": 1, "dataset": {"name": "x"}})
@@ -301,6 +335,7 @@ def test_html_renders_in_headless_chromium(tmp_path: Path):
             page.on("request", lambda request: requests.append(request.url))
             page.goto(path.as_uri())
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            texts_fit = page.evaluate(_TEXTS_FIT_JS)
             counts: dict[str, Any] = page.evaluate(
                 "() => ({svg: document.querySelectorAll('svg').length,"
                 " rect: document.querySelectorAll('svg rect').length,"
@@ -313,6 +348,54 @@ def test_html_renders_in_headless_chromium(tmp_path: Path):
     assert png.exists() and png.stat().st_size > 20_000
     assert counts["svg"] == 4 and counts["rect"] > 0 and counts["polyline"] == 2 and counts["width"] > 100
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
+    assert texts_fit == []
+
+
+# Every <text> of every chart, as laid out, lies inside its SVG's viewBox: nothing is clipped at an edge.
+_TEXTS_FIT_JS = """() => [...document.querySelectorAll('svg')].flatMap(svg => {
+  const box = svg.viewBox.baseVal;
+  return [...svg.querySelectorAll('text')].map(t => [t, t.getBBox()])
+    .filter(([t, b]) => b.x < box.x - 0.5 || b.x + b.width > box.x + box.width + 0.5)
+    .map(([t, b]) => `${svg.id}: ${t.textContent} spans ${b.x.toFixed(1)}..${(b.x + b.width).toFixed(1)}`);
+})"""
+
+
+def _agreement_notes_snapshot() -> Snapshot:
+    """A binary campaign whose Fleiss' kappa is 'not applicable' and whose judge has too little data."""
+    records = [row for i in range(1, 5) for row in rec(f"b{i}", template="binary", slots=1)]
+    votes = [row for i in range(1, 5) for a in ("ann", "bob") for row in vote(f"b{i}", a, "good", at(8))]
+    votes += vote("b1", "cy", "bad", at(8))
+    snap = make_snapshot(records, votes, template="binary", dataset="agreement-notes")
+    return _with_judges(snap, [_suggestion("b1", "label", None, "good", "a-judge-with-a-long-name")])
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's /usr/bin/chromium")
+@pytest.mark.parametrize("name", ["notes", "empty"])
+def test_chart_texts_stay_inside_the_charts_in_chromium(tmp_path: Path, name: str):
+    """'not enough data (n_units=…)' once ran past the agreement chart's right edge."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    snap = (
+        _agreement_notes_snapshot()
+        if name == "notes"
+        else Snapshot(meta={"min_submitted": 2, "template": "binary"})
+    )
+    report = build_report(snap, now=NOW)
+    assert any(not math.isfinite(s.value or math.nan) for _, s in agreement_rows(report.agreement))
+    path = tmp_path / "report.html"
+    path.write_text(render_html(report), encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(path.as_uri())
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            outside = page.evaluate(_TEXTS_FIT_JS)
+            n_texts = page.evaluate("() => document.querySelectorAll('#chart-agreement text').length")
+        finally:
+            browser.close()
+    assert n_texts > 3
+    assert outside == []
 
 
 def test_rich_status_shows_names_as_typed(tmp_path: Path):
@@ -343,3 +426,44 @@ def test_rich_status_shows_names_as_typed(tmp_path: Path):
     assert "[bold]team[/bold] data (rating, min_submitted=2)" in result.stdout
     assert mallory in result.stdout
     assert f"Below the agreement threshold: {mallory}" in result.stderr
+
+
+def _status_of(tmp_path: Path, snapshot: Snapshot, template: str) -> Any:
+    """`campaign status --no-sync` of a new campaign folder holding `snapshot`."""
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+    from campaign.snapshot import save_snapshot
+
+    directory = tmp_path / template
+    runner = CliRunner(mix_stderr=False)
+    assert runner.invoke(cli, ["init", str(directory), "--template", template]).exit_code == 0
+    save_snapshot(directory, snapshot)
+    result = runner.invoke(cli, ["status", "--campaign", str(directory), "--no-sync"])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_rich_status_names_every_agreement_statistic(tmp_path: Path):
+    snap = _round_trip_snapshots()["binary with a judge"]
+    out = _status_of(tmp_path, snap, "binary").stdout
+    table = out.split("Agreement")[1]
+    assert "question" in table and "statistic" in table
+    fleiss = build_report(snap).agreement.fleiss
+    assert fleiss is not None and fleiss.value is not None
+    fleiss_line = next(line for line in table.splitlines() if "Fleiss' κ" in line)
+    assert f"{fleiss.value:.3f}" in fleiss_line and "overall" not in fleiss_line
+    assert "Krippendorff's α (nominal)" in table
+
+
+def test_rich_status_before_any_response_says_so(tmp_path: Path):
+    opened = NOW - timedelta(minutes=10)
+    result = _status_of(tmp_path, new_campaign(opened, [], n_records=3), "binary")
+    assert "Annotators: no responses yet." in result.stdout
+    assert "rank" not in result.stdout and "last active" not in result.stdout
+    assert "ETA: unknown (no submissions yet)." in result.stdout
+
+
+def test_html_before_any_response_has_no_empty_leaderboard():
+    html = render_html(build_report(new_campaign(NOW - timedelta(minutes=10), [], n_records=3), now=NOW))
+    assert "No responses yet." in html and "Last active</th>" not in html

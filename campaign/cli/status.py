@@ -171,7 +171,11 @@ def _render(report: Report) -> None:
     )
     if len(progress.rounds) > 1:
         stdout.print(_rounds_table(progress.rounds))
-    stdout.print(_annotators_table(progress.annotators))
+    if progress.annotators:
+        stdout.print(_annotators_table(progress.annotators))
+    else:
+        # The snapshot knows annotators only by their responses: an empty table would say nothing.
+        stdout.print("Annotators: no responses yet.")
     stdout.print(f"Velocity: {velocity_text(progress)}; ETA: {eta_text(progress)}.", markup=False)
     stdout.print(
         f"Conflicting records: {progress.conflicts.records} of {progress.conflicts.checked} "
@@ -216,11 +220,12 @@ def _agreement_table(agreement: CampaignAgreement) -> Table:
     from campaign.report import agreement_rows
 
     table = Table(title="Agreement", title_justify="left")
-    for column in ("statistic", "value", "units", "annotators", "note"):
-        table.add_column(column, justify="left" if column in ("statistic", "note") else "right")
-    for label, stat in agreement_rows(agreement):
+    for column in ("question", "statistic", "value", "units", "annotators", "note"):
+        table.add_column(column, justify="left" if column in ("question", "statistic", "note") else "right")
+    for scope, stat in agreement_rows(agreement):
         table.add_row(
-            escape(label),
+            escape(scope),
+            escape(stat.label),
             "-" if stat.value is None else f"{stat.value:.3f}",
             str(stat.n_units),
             str(stat.n_annotators),
