@@ -19,7 +19,13 @@ from campaign.consensus.policy import (
     ConsensusPolicy,
     Consolidation,
 )
-from campaign.consensus.rules import binary_labels, chosen_and_rejected, rating_labels, stripped
+from campaign.consensus.rules import (
+    binary_labels,
+    chosen_and_rejected,
+    rating_labels,
+    rating_scores,
+    stripped,
+)
 from campaign.consensus.votes import Inputs, read_inputs
 
 # The record fields that examples carry.
@@ -87,12 +93,13 @@ def consolidate(
     inputs = read_inputs(records, responses, suggestions, policy, min_submitted, rounds, annotators)
     wanted = dict.fromkeys(kinds)
     # Pairs and KTO examples read the same decisions of the rating, ranking and binary records.
-    scored, binary = chosen_and_rejected(inputs, policy), binary_labels(inputs, policy)
+    rated = rating_scores(inputs, policy)
+    scored, binary = chosen_and_rejected(inputs, policy, rated), binary_labels(inputs, policy)
     done = {}
     if "pairs" in wanted:
         done["pairs"] = _pairs(inputs, scored, binary)
     if "unpaired" in wanted:
-        done["unpaired"] = _unpaired(inputs, scored, binary, rating_labels(inputs, policy))
+        done["unpaired"] = _unpaired(inputs, scored, binary, rating_labels(inputs, policy, rated))
     return {kind: done[kind] for kind in wanted}
 
 

@@ -75,7 +75,18 @@ def scores(votes: pl.DataFrame, column: str, method: str, *extra: pl.Expr) -> pl
     return out.drop("integral")
 
 
-def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
+def rating_scores(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
+    """rid, slot, score, n, n_high, n_low of each rated response of a rating record: its score, its number
+    of ratings, and how many of them are at least kto.desirable_min or at most kto.undesirable_max."""
+    votes, value = inputs.votes.filter(pl.col("template") == "rating"), pl.col("value")
+    high, low = (value >= policy.kto.desirable_min).sum(), (value <= policy.kto.undesirable_max).sum()
+    rated = scores(
+        votes, "value", policy.rating.method, pl.len().alias("n"), high.alias("n_high"), low.alias("n_low")
+    )
+    return rated.join(inputs.slots.select("rid", "slot"), on=["rid", "slot"], how="semi")
+
+
+def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) -> pl.DataFrame:
     """The chosen and rejected response of each judged rating or ranking record, or why it is dropped.
 
     A response's score: for ratings the mean (or median) rating; for rankings ('borda') the mean number of
@@ -104,10 +115,7 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame
     else:
         ranking = ranking.with_columns(better=-pl.col("value"))
         ranking_scores = scores(ranking, "value", "mean").with_columns(key=-pl.col("score"))
-    rating_scores = scores(rating, "value", policy.rating.method).join(
-        responses, on=["rid", "slot"], how="semi"
-    )
-    rating_scores = rating_scores.with_columns(key=pl.col("score"))
+    rating_scores = rated.select("rid", "slot", "score", key="score")
     best = (
         pl.concat([rating_scores, ranking_scores])
         .sort(["rid", "key", "slot"], descending=[False, True, False])
@@ -205,7 +213,7 @@ def binary_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     return _gated(decided, policy).select("rid", "reason", "label", "share", "agreement")
 
 
-def rating_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
+def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) -> pl.DataFrame:
     """The KTO label of each response of the judged rating records, or why it is dropped.
 
     A response whose score (mean or median rating) is at least kto.desirable_min is desirable (True), at
@@ -215,18 +223,8 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     Columns: rid, slot, reason, label, score, agreement.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "rating"))
-    votes = inputs.votes.filter(pl.col("template") == "rating")
     high, low = policy.kto.desirable_min, policy.kto.undesirable_max
-    value, score, label = pl.col("value"), pl.col("score"), pl.col("label")
-    stats = scores(
-        votes,
-        "value",
-        policy.rating.method,
-        pl.len().alias("n"),
-        (value >= high).sum().alias("n_high"),
-        (value <= low).sum().alias("n_low"),
-    )
-    n = pl.col("n")
+    score, label, n = pl.col("score"), pl.col("label"), pl.col("n")
     reason = (
         pl.when(n.is_null())
         .then(pl.lit(UNRATED))
@@ -238,7 +236,7 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     on_side = pl.when(label).then(pl.col("n_high") / n).otherwise(pl.col("n_low") / n)
     decided = (
         inputs.slots.join(judged.select("rid", "source"), on="rid", how="inner")
-        .join(stats, on=["rid", "slot"], how="left")
+        .join(rated, on=["rid", "slot"], how="left")
         .with_columns(label=pl.when(score >= high).then(True).when(score <= low).then(False))
         .with_columns(reason=reason, agreement=pl.when(pl.col("source") == "human").then(on_side))
     )

@@ -73,7 +73,7 @@ def read_inputs(
         ]
     )
     if annotators:
-        voters = votes.group_by("rid").agg(annotators=pl.col("voter").unique().sort())
+        voters = votes.group_by("rid").agg(annotators=pl.col("voter").unique().sort().cast(pl.String()))
         recs = recs.join(voters, on="rid", how="left")
     return Inputs(recs, slots, votes, annotators)
 
@@ -184,7 +184,8 @@ def _read_votes(frame: pl.DataFrame, recs: pl.DataFrame, who: str) -> pl.DataFra
         .otherwise(_parsed(votes, "value", _number, pl.Float64()))
     )
     nameless = pl.col("who").is_null() | (pl.col("who") == "")
-    voter = pl.when(nameless).then(pl.lit("judge")).otherwise("who")
+    # Categorical: voters are few, so they are grouped and joined on as numbers (and still sort by name).
+    voter = pl.when(nameless).then(pl.lit("judge")).otherwise("who").cast(pl.Categorical())
     keys = ["rid", "counted_slot", "voter"]
     votes = (
         votes.with_columns(counted_slot=slot, counted=value, voter=voter)
