@@ -107,9 +107,11 @@ def _pairs(inputs: Inputs, scored: pl.DataFrame, binary: pl.DataFrame) -> Consol
     """Rating and ranking records give a pair each; binary records are paired by prompt (`_pair_binary`)."""
     kept = _with_record(
         scored.filter(pl.col("reason").is_null()), inputs, ("chosen", "chosen_"), ("rejected", "rejected_")
-    ).with_columns(chosen="chosen_text", rejected="rejected_text", rejected_record_id="record_id")
+    ).with_columns(
+        chosen="chosen_text", rejected="rejected_text", rejected_record_id="record_id", rid_r="rid"
+    )
     pairs, unpaired = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
-    frame = _finish([kept, pairs], PAIRS_SCHEMA, ["prompt_id", "record_id", "rejected_record_id"], inputs)
+    frame = _finish([kept, pairs], PAIRS_SCHEMA, ["rid", "rid_r"], inputs)
     one = pl.lit(1)
     dropped = _counts(
         inputs.records.select("reason", weight=one),
@@ -129,13 +131,15 @@ def _pair_binary(labelled: pl.DataFrame, inputs: Inputs) -> tuple[pl.DataFrame, 
     """
     items = _with_record(labelled.with_columns(slot=pl.lit(1, dtype=pl.Int64())), inputs, ("slot", ""))
     rank = pl.int_range(pl.len()).over("prompt_id").alias("rank")
-    order = ["prompt_id", "share", "record_id"]
+    order = ["prompt_id", "share", "rid"]
     goods = items.filter(pl.col("label")).sort(order, descending=[False, True, False]).with_columns(rank)
     bads = items.filter(~pl.col("label")).sort(order).with_columns(rank)
     matched = goods.join(bads, on=["prompt_id", "rank"], how="inner", suffix="_r")
     identical = stripped("text") == stripped("text_r")
     judge = (pl.col("source") == "judge") | (pl.col("source_r") == "judge")
     pairs = matched.filter(~identical).select(
+        "rid",
+        "rid_r",
         "prompt",
         "prompt_id",
         "record_id",
@@ -189,7 +193,7 @@ def _unpaired(
     frame = _finish(
         [part.with_columns(completion="text") for part in rows],
         UNPAIRED_SCHEMA,
-        ["prompt_id", "record_id", "slot"],
+        ["rid", "slot"],
         inputs,
     )
     dropped = _counts(
@@ -218,7 +222,8 @@ def _finish(
 ) -> pl.DataFrame:
     """The parts in `schema`'s columns and types (without `annotators` unless wanted), in the exports' order."""
     columns = [pl.col(c).cast(t) for c, t in schema.items() if c != "annotators" or inputs.annotators]
-    return pl.concat([part.select(columns) for part in parts]).sort(order)
+    keys = [c for c in order if c not in schema]
+    return pl.concat([part.select(*keys, *columns) for part in parts]).sort(order).drop(keys)
 
 
 def _counts(*parts: pl.DataFrame) -> dict[str, int]:

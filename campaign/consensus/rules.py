@@ -83,7 +83,7 @@ def rating_scores(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     rated = scores(
         votes, "value", policy.rating.method, pl.len().alias("n"), high.alias("n_high"), low.alias("n_low")
     )
-    return rated.join(inputs.slots.select("rid", "slot"), on=["rid", "slot"], how="semi")
+    return rated
 
 
 def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) -> pl.DataFrame:
@@ -115,27 +115,23 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
     else:
         ranking = ranking.with_columns(better=-pl.col("value"))
         ranking_scores = scores(ranking, "value", "mean").with_columns(key=-pl.col("score"))
-    rating_scores = rated.select("rid", "slot", "score", key="score")
-    best = (
-        pl.concat([rating_scores, ranking_scores])
-        .sort(["rid", "key", "slot"], descending=[False, True, False])
-        .group_by("rid", maintain_order=True)
-        .agg(
-            n=pl.len(),
-            chosen=pl.col("slot").first(),
-            rejected=pl.col("slot").last(),
-            chosen_score=pl.col("score").first(),
-            rejected_score=pl.col("score").last(),
-            margin=pl.col("key").first() - pl.col("key").last(),
-        )
-    )
+    # The scored responses of each record, best first, with their texts (a score on another slot is ignored).
     texts = inputs.slots.select("rid", "slot", text=stripped("response"))
-    decided = (
-        judged.select("rid", "template", "source")
-        .join(best, on="rid", how="left")
-        .join(texts.rename({"slot": "chosen"}), on=["rid", "chosen"], how="left")
-        .join(texts.rename({"slot": "rejected", "text": "text_r"}), on=["rid", "rejected"], how="left")
+    ordered = (
+        pl.concat([rated.select("rid", "slot", "score", key="score"), ranking_scores])
+        .join(texts, on=["rid", "slot"])
+        .sort(["rid", "key", "slot"], descending=[False, True, False])
     )
+    best = ordered.group_by("rid", maintain_order=True).agg(
+        n=pl.len(),
+        chosen=pl.col("slot").first(),
+        rejected=pl.col("slot").last(),
+        chosen_score=pl.col("score").first(),
+        rejected_score=pl.col("score").last(),
+        margin=pl.col("key").first() - pl.col("key").last(),
+        identical=pl.col("text").first() == pl.col("text").last(),
+    )
+    decided = judged.select("rid", "template", "source").join(best, on="rid", how="left")
     rating_template = pl.col("template") == "rating"
     min_margin = pl.when(rating_template).then(policy.rating.min_margin).otherwise(policy.ranking.min_margin)
     reason = (
@@ -145,7 +141,7 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
         .then(pl.lit(TIE))
         .when(pl.col("margin") < min_margin)
         .then(pl.lit(BELOW_MARGIN))
-        .when(pl.col("text") == pl.col("text_r"))
+        .when(pl.col("identical"))
         .then(pl.lit(IDENTICAL))
     )
     decided = decided.with_columns(reason=reason)

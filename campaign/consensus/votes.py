@@ -24,6 +24,7 @@ from campaign.snapshot import RECORDS_SCHEMA, RESPONSES_SCHEMA, SUGGESTIONS_SCHE
 from campaign.templates import TEMPLATE_NAMES
 
 GOOD, BAD = "good", "bad"
+RECORD_KEY = pl.col("record_id").cast(pl.Categorical())
 
 # The snapshot columns a consolidation reads (its column contract, checked before any work).
 RECORD_COLUMNS = [c for c in RECORDS_SCHEMA if c not in ("status", "inserted_at", "updated_at")]
@@ -60,22 +61,22 @@ def read_inputs(
     submitted = pl.col("status") == "submitted"
     if policy.exclude_annotators:
         submitted &= ~pl.col("annotator").is_in(sorted(set(policy.exclude_annotators)))
-    human = _read_votes(responses.filter(submitted), recs, "annotator")
+    human = _read_votes(responses, submitted, recs, "annotator")
     judge = human.clear()
     if policy.judge_fallback and suggestions is not None:
         _require(suggestions, SUGGESTION_COLUMNS, "suggestions")
-        judge = _read_votes(suggestions, recs, "agent")
-    recs = _who_judges(recs, human, judge, policy, min_submitted)
+        judge = _read_votes(suggestions, pl.lit(True), recs, "agent")
+    judged = _who_judges(recs, human, judge, policy, min_submitted)
     votes = pl.concat(
         [
-            part.join(recs.filter(pl.col("source") == source), on="rid", how="semi")
+            part.join(judged.filter(pl.col("source") == source), on="rid", how="semi")
             for source, part in (("human", human), ("judge", judge))
         ]
     )
     if annotators:
         voters = votes.group_by("rid").agg(annotators=pl.col("voter").unique().sort().cast(pl.String()))
-        recs = recs.join(voters, on="rid", how="left")
-    return Inputs(recs, slots, votes, annotators)
+        judged = judged.join(voters, on="rid", how="left")
+    return Inputs(judged.drop("key"), slots, votes, annotators)
 
 
 def _require(frame: pl.DataFrame, columns: Iterable[str], name: str) -> None:
@@ -92,9 +93,14 @@ def _read_records(records: pl.DataFrame, rounds: Iterable[int] | None) -> tuple[
     rows = records.select(RECORD_COLUMNS)
     if rounds is not None:
         rows = rows.filter(pl.col("round").is_in(sorted(set(rounds))))
-    rows = rows.sort("slot", maintain_order=True)
-    recs = rows.unique("record_id", keep="first", maintain_order=True).with_row_index("rid")
-    recs = recs.select("rid", "record_id", "prompt_id", "round", "template", pl.col("prompt").fill_null(""))
+    # Records are found by `key`, their id as a categorical: joins and groups compare numbers, not texts.
+    rows = rows.with_columns(key=RECORD_KEY).sort("slot", maintain_order=True)
+    # Numbered in the exports' order (prompt id, then record id), so examples are ordered by numbers.
+    recs = rows.unique("key", keep="first", maintain_order=True).sort("prompt_id", "record_id")
+    recs = recs.with_row_index("rid")
+    recs = recs.select(
+        "rid", "key", "record_id", "prompt_id", "round", "template", pl.col("prompt").fill_null("")
+    )
     bad = recs.filter(~pl.col("template").is_in(TEMPLATE_NAMES).fill_null(True)).sort("record_id")
     if bad.height:
         record_id, template = bad.select("record_id", "template").row(0)
@@ -103,10 +109,10 @@ def _read_records(records: pl.DataFrame, rounds: Iterable[int] | None) -> tuple[
         raise InputError(msg)
     _check_prompt_ids(recs)
     slots = (
-        rows.select("record_id", pl.col("slot").fill_null(1), pl.col("response").fill_null(""), "model")
-        .unique(["record_id", "slot"], keep="last")
-        .join(recs.select("record_id", "rid"), on="record_id", nulls_equal=True)
-        .drop("record_id")
+        rows.select("key", pl.col("slot").fill_null(1), pl.col("response").fill_null(""), "model")
+        .unique(["key", "slot"], keep="last")
+        .join(recs.select("key", "rid"), on="key", nulls_equal=True)
+        .drop("key")
     )
     n_slots = slots.group_by("rid").agg(n_slots=pl.len())
     return recs.join(n_slots, on="rid", how="left"), slots
@@ -159,20 +165,18 @@ def _parsed(frame: pl.DataFrame, column: str, parse: Callable[[str], Any], dtype
     return pl.col(column).replace_strict(values, [parse(v) for v in values], default=None, return_dtype=dtype)
 
 
-def _read_votes(frame: pl.DataFrame, recs: pl.DataFrame, who: str) -> pl.DataFrame:
-    """One vote per voter and slot of the records in `recs`: rid, template, voter, slot, value.
+def _read_votes(frame: pl.DataFrame, counts: pl.Expr, recs: pl.DataFrame, who: str) -> pl.DataFrame:
+    """One vote per voter and slot of the records in `recs`, from the rows of `frame` where `counts` holds:
+    rid, template, voter, slot, value.
 
     A value counts for a slot when its question belongs to the record's template: rating_<n> (its slot, else
     n), ranking (its slot) or label (slot 1), and parses (a number; for labels good or bad). A voter without
     a name is 'judge'. When a voter answered one slot twice, the last in (question, slot, voter) order wins.
     """
-    votes = frame.select("record_id", "question", "slot", "value", who=pl.col(who)).join(
-        recs.select("record_id", "rid", "template"), on="record_id", how="inner"
-    )
     template, question = pl.col("template"), pl.col("question")
     slot = (
         pl.when((template == "rating") & question.str.starts_with("rating_"))
-        .then(pl.coalesce("slot", _parsed(votes, "question", _rating_slot, pl.Int64())))
+        .then(pl.coalesce("slot", _parsed(frame, "question", _rating_slot, pl.Int64())))
         .when((template == "ranking") & (question == "ranking"))
         .then("slot")
         .when((template == "binary") & (question == "label"))
@@ -180,21 +184,26 @@ def _read_votes(frame: pl.DataFrame, recs: pl.DataFrame, who: str) -> pl.DataFra
     )
     value = (
         pl.when(template == "binary")
-        .then(_parsed(votes, "value", _label, pl.Float64()))
-        .otherwise(_parsed(votes, "value", _number, pl.Float64()))
+        .then(_parsed(frame, "value", _label, pl.Float64()))
+        .otherwise(_parsed(frame, "value", _number, pl.Float64()))
     )
-    nameless = pl.col("who").is_null() | (pl.col("who") == "")
+    nameless = pl.col(who).is_null() | (pl.col(who) == "")
     # Categorical: voters are few, so they are grouped and joined on as numbers (and still sort by name).
-    voter = pl.when(nameless).then(pl.lit("judge")).otherwise("who").cast(pl.Categorical())
+    voter = pl.when(nameless).then(pl.lit("judge")).otherwise(who).cast(pl.Categorical())
     keys = ["rid", "counted_slot", "voter"]
     votes = (
-        votes.with_columns(counted_slot=slot, counted=value, voter=voter)
+        frame.lazy()
+        .filter(counts)
+        .with_columns(key=RECORD_KEY)
+        .join(recs.lazy().select("key", "rid", "template"), on="key", how="inner")
+        .select("rid", "template", "question", "slot", who, counted_slot=slot, counted=value, voter=voter)
         .filter(pl.col("counted_slot").is_not_null() & pl.col("counted").is_not_null())
         .with_columns(repeated=pl.len().over(keys) > 1)
+        .collect()
     )
     last = (
         votes.filter("repeated")
-        .sort("question", "slot", "who", nulls_last=True, maintain_order=True)
+        .sort("question", "slot", who, nulls_last=True, maintain_order=True)
         .unique(keys, keep="last")
     )
     return pl.concat([votes.filter(~pl.col("repeated")), last]).select(
