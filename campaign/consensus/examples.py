@@ -7,6 +7,7 @@ record, or the slot).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import polars as pl
 
@@ -33,45 +34,21 @@ RECORD_FIELDS = ("record_id", "prompt_id", "round", "prompt", "source", "n_annot
 
 
 def consolidate_pairs(
-    records: pl.DataFrame,
-    responses: pl.DataFrame,
-    suggestions: pl.DataFrame | None = None,
-    *,
-    policy: ConsensusPolicy | None = None,
-    min_submitted: int | None = None,
-    rounds: Iterable[int] | None = None,
+    records: pl.DataFrame, responses: pl.DataFrame, suggestions: pl.DataFrame | None = None, **options: Any
 ) -> Consolidation:
-    """Preference pairs (prompt, chosen, rejected + provenance) for DPO and ORPO; one unit = one record."""
-    return consolidate(
-        records,
-        responses,
-        suggestions,
-        kinds=["pairs"],
-        policy=policy,
-        min_submitted=min_submitted,
-        rounds=rounds,
-    )["pairs"]
+    """Preference pairs (prompt, chosen, rejected + provenance) for DPO and ORPO; one unit = one record.
+
+    `options` are those of `consolidate`."""
+    return consolidate(records, responses, suggestions, kinds=["pairs"], **options)["pairs"]
 
 
 def consolidate_unpaired(
-    records: pl.DataFrame,
-    responses: pl.DataFrame,
-    suggestions: pl.DataFrame | None = None,
-    *,
-    policy: ConsensusPolicy | None = None,
-    min_submitted: int | None = None,
-    rounds: Iterable[int] | None = None,
+    records: pl.DataFrame, responses: pl.DataFrame, suggestions: pl.DataFrame | None = None, **options: Any
 ) -> Consolidation:
-    """KTO examples (prompt, completion, label + provenance); one unit = one response of a record."""
-    return consolidate(
-        records,
-        responses,
-        suggestions,
-        kinds=["unpaired"],
-        policy=policy,
-        min_submitted=min_submitted,
-        rounds=rounds,
-    )["unpaired"]
+    """KTO examples (prompt, completion, label + provenance); one unit = one response of a record.
+
+    `options` are those of `consolidate`."""
+    return consolidate(records, responses, suggestions, kinds=["unpaired"], **options)["unpaired"]
 
 
 def consolidate(
@@ -105,9 +82,7 @@ def consolidate(
 
 def _pairs(inputs: Inputs, scored: pl.DataFrame, binary: pl.DataFrame) -> Consolidation:
     """Rating and ranking records give a pair each; binary records are paired by prompt (`_pair_binary`)."""
-    kept = _with_record(
-        scored.filter(pl.col("reason").is_null()), inputs, ("chosen", "chosen_"), ("rejected", "rejected_")
-    ).with_columns(
+    kept = _with_record(scored.filter(pl.col("reason").is_null()), inputs).with_columns(
         chosen="chosen_text", rejected="rejected_text", rejected_record_id="record_id", rid_r="rid"
     )
     pairs, unpaired = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
@@ -129,7 +104,7 @@ def _pair_binary(labelled: pl.DataFrame, inputs: Inputs) -> tuple[pl.DataFrame, 
 
     Returns the pairs and the (reason, weight) of the completions that were not paired.
     """
-    items = _with_record(labelled.with_columns(slot=pl.lit(1, dtype=pl.Int64())), inputs, ("slot", ""))
+    items = _with_record(labelled, inputs)
     rank = pl.int_range(pl.len()).over("prompt_id").alias("rank")
     order = ["prompt_id", "share", "rid"]
     goods = items.filter(pl.col("label")).sort(order, descending=[False, True, False]).with_columns(rank)
@@ -176,26 +151,29 @@ def _unpaired(
     units = pl.when(pl.col("template") == "binary").then(1).otherwise(pl.col("n_slots"))
     total = int(inputs.records.select(units.sum()).item() or 0)
     kept = pl.col("reason").is_null()
-    binary_rows = binary.filter(kept).with_columns(slot=pl.lit(1, dtype=pl.Int64()), score="share")
     ranking = scored.filter(pl.col("template") == "ranking").join(
         inputs.records.select("rid", weight="n_slots"), on="rid", how="left"
     )
     ranked = ranking.filter(kept)
-    ranking_rows = pl.concat(
-        [
-            ranked.select("rid", "agreement", slot="chosen", score="chosen_score", label=pl.lit(True)),
-            ranked.select("rid", "agreement", slot="rejected", score="rejected_score", label=pl.lit(False)),
-        ]
-    )
+    columns = ["rid", "label", "agreement", "text", "model"]
     rows = [
-        _with_record(part, inputs, ("slot", "")) for part in (binary_rows, rating.filter(kept), ranking_rows)
+        binary.filter(kept).select(*columns, slot=pl.lit(1, dtype=pl.Int64()), score="share"),
+        rating.filter(kept).select(*columns, "slot", "score"),
+        *(
+            ranked.select(
+                "rid",
+                "agreement",
+                label=pl.lit(side == "chosen"),
+                slot=side,
+                score=f"{side}_score",
+                text=f"{side}_text",
+                model=f"{side}_model",
+            )
+            for side in ("chosen", "rejected")
+        ),
     ]
-    frame = _finish(
-        [part.with_columns(completion="text") for part in rows],
-        UNPAIRED_SCHEMA,
-        ["rid", "slot"],
-        inputs,
-    )
+    parts = [_with_record(part, inputs).with_columns(completion="text") for part in rows]
+    frame = _finish(parts, UNPAIRED_SCHEMA, ["rid", "slot"], inputs)
     dropped = _counts(
         inputs.records.select("reason", weight=units),
         binary.select("reason", weight=pl.lit(1)),
@@ -206,15 +184,10 @@ def _unpaired(
     return Consolidation(frame, total, total - sum(dropped.values()), dropped, "responses")
 
 
-def _with_record(frame: pl.DataFrame, inputs: Inputs, *slots: tuple[str, str]) -> pl.DataFrame:
-    """`frame` (by rid) with the record's fields and, per (slot column, prefix), that slot's text and
-    model as `<prefix>text` and `<prefix>model`."""
+def _with_record(frame: pl.DataFrame, inputs: Inputs) -> pl.DataFrame:
+    """`frame` (by rid) with the fields of its record."""
     fields = [c for c in RECORD_FIELDS if c not in frame.columns and c in inputs.records.columns]
-    frame = frame.join(inputs.records.select("rid", *fields), on="rid", how="left")
-    for column, prefix in slots:
-        texts = inputs.slots.rename({"slot": column, "response": f"{prefix}text", "model": f"{prefix}model"})
-        frame = frame.join(texts, on=["rid", column], how="left")
-    return frame
+    return frame.join(inputs.records.select("rid", *fields), on="rid", how="left")
 
 
 def _finish(

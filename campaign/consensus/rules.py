@@ -59,9 +59,9 @@ def scores(votes: pl.DataFrame, column: str, method: str, *extra: pl.Expr) -> pl
     """
     keys, value = ["rid", "slot"], pl.col(column)
     combined = value.median() if method == "median" else value.sum() / pl.len()
-    integral = ((value.round(0) == value) & (value.abs() < 2.0**31)).all()
-    out = votes.group_by(keys).agg(combined.alias("score"), integral.alias("integral"), *extra)
-    inexact = out.filter(~pl.col("integral"))
+    out = votes.group_by(keys).agg(combined.alias("score"), *extra)
+    integral = (value.round(0) == value) & (value.abs() < 2.0**31)
+    inexact = votes.filter(~integral).select(keys).unique()
     if inexact.height:
         combine = statistics.median if method == "median" else statistics.fmean
         lists = votes.join(inexact, on=keys, how="semi").group_by(keys).agg(value)
@@ -72,7 +72,7 @@ def scores(votes: pl.DataFrame, column: str, method: str, *extra: pl.Expr) -> pl
             .with_columns(score=pl.coalesce("exact", "score"))
             .drop("exact")
         )
-    return out.drop("integral")
+    return out
 
 
 def rating_scores(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
@@ -96,7 +96,8 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
     min_margin, when both texts are the same, or below the agreement gate. Agreement is the share of the
     annotators who judged both responses that preferred the chosen one.
 
-    Columns: rid, template, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement.
+    Columns: rid, template, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement, and
+    chosen_/rejected_ text and model.
     """
     templates = ("rating", "ranking")
     judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
@@ -116,10 +117,9 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
         ranking = ranking.with_columns(better=-pl.col("value"))
         ranking_scores = scores(ranking, "value", "mean").with_columns(key=-pl.col("score"))
     # The scored responses of each record, best first, with their texts (a score on another slot is ignored).
-    texts = inputs.slots.select("rid", "slot", text=stripped("response"))
     ordered = (
         pl.concat([rated.select("rid", "slot", "score", key="score"), ranking_scores])
-        .join(texts, on=["rid", "slot"])
+        .join(inputs.slots, on=["rid", "slot"])
         .sort(["rid", "key", "slot"], descending=[False, True, False])
     )
     best = ordered.group_by("rid", maintain_order=True).agg(
@@ -129,7 +129,10 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
         chosen_score=pl.col("score").first(),
         rejected_score=pl.col("score").last(),
         margin=pl.col("key").first() - pl.col("key").last(),
-        identical=pl.col("text").first() == pl.col("text").last(),
+        chosen_text=pl.col("response").first(),
+        rejected_text=pl.col("response").last(),
+        chosen_model=pl.col("model").first(),
+        rejected_model=pl.col("model").last(),
     )
     decided = judged.select("rid", "template", "source").join(best, on="rid", how="left")
     rating_template = pl.col("template") == "rating"
@@ -141,22 +144,12 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
         .then(pl.lit(TIE))
         .when(pl.col("margin") < min_margin)
         .then(pl.lit(BELOW_MARGIN))
-        .when(pl.col("identical"))
+        .when(stripped("chosen_text") == stripped("rejected_text"))
         .then(pl.lit(IDENTICAL))
     )
     decided = decided.with_columns(reason=reason)
     decided = decided.join(_agreement(decided, pl.concat([rating, ranking])), on="rid", how="left")
-    return _gated(decided, policy).select(
-        "rid",
-        "template",
-        "reason",
-        "chosen",
-        "rejected",
-        "chosen_score",
-        "rejected_score",
-        "margin",
-        "agreement",
-    )
+    return _gated(decided, policy).drop("source", "n")
 
 
 def _agreement(decided: pl.DataFrame, votes: pl.DataFrame) -> pl.DataFrame:
@@ -180,7 +173,7 @@ def binary_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
     'unanimous' also drops any disagreement. share is the share of good votes, agreement the share of votes
     that agree with the label (for the annotators' records). Then the agreement gate.
 
-    Columns: rid, reason, label, share, agreement.
+    Columns: rid, reason, label, share, agreement, text, model (of its response, slot 1).
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "binary"))
     votes = inputs.votes.filter((pl.col("template") == "binary") & (pl.col("slot") == 1))
@@ -206,7 +199,12 @@ def binary_labels(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
             )
         )
     )
-    return _gated(decided, policy).select("rid", "reason", "label", "share", "agreement")
+    texts = inputs.slots.filter(pl.col("slot") == 1).select("rid", "model", text="response")
+    return (
+        _gated(decided, policy)
+        .select("rid", "reason", "label", "share", "agreement")
+        .join(texts, on="rid", how="left")
+    )
 
 
 def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) -> pl.DataFrame:
@@ -216,7 +214,7 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) 
     most kto.undesirable_max undesirable (False); it is dropped when unrated, between the two, with an
     empty text, or below the agreement gate. Agreement is the share of its ratings on the label's side.
 
-    Columns: rid, slot, reason, label, score, agreement.
+    Columns: rid, slot, reason, label, score, agreement, text, model.
     """
     judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "rating"))
     high, low = policy.kto.desirable_min, policy.kto.undesirable_max
@@ -236,4 +234,5 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) 
         .with_columns(label=pl.when(score >= high).then(True).when(score <= low).then(False))
         .with_columns(reason=reason, agreement=pl.when(pl.col("source") == "human").then(on_side))
     )
-    return _gated(decided, policy).select("rid", "slot", "reason", "label", "score", "agreement")
+    columns = ["rid", "slot", "reason", "label", "score", "agreement", "model"]
+    return _gated(decided, policy).select(*columns, text="response")
