@@ -52,3 +52,7 @@ class NotEnoughData(CampaignError, ValueError):
 
 class DestinationError(CampaignError, OSError):
     """A file or folder cannot be written where asked (a file on the way, no permission, no space)."""
+
+
+class HubError(CampaignError):
+    """The Hugging Face Hub could not be reached, or refused a request (token, permission, name)."""

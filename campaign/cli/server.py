@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 
 from campaign.cli._output import note, print_json, stdout
 
@@ -113,10 +115,13 @@ def _run_foreground(home: Path | None, options: ServerOptions, *, timeout: float
     import logging
     import sys
 
+    from campaign.server.control.db_backup import schedule_from_env
     from campaign.server.control.foreground import run_foreground
+    from campaign.server.control.local_server import LocalServer
 
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s campaign: %(message)s")
-    raise click.exceptions.Exit(run_foreground(home, options, timeout=timeout))
+    backups = schedule_from_env(LocalServer(home).home, os.environ, database_url=options.database_url)
+    raise click.exceptions.Exit(run_foreground(home, options, backups=backups, timeout=timeout))
 
 
 @server.command()
@@ -165,8 +170,22 @@ def status(home: Path | None, as_json: bool) -> None:
         stdout.print(f"  database:     {report.database}")
         stdout.print("  processes:    " + ", ".join(f"{n}={p or '-'}" for n, p in report.pids.items()))
         stdout.print("  versions:     " + ", ".join(f"{n} {v}" for n, v in report.versions.items()))
+        if report.last_backup_at is not None or report.last_backup_error:
+            stdout.print(f"  last backup:  {_backup_line(report.last_backup, report.last_backup_at)}")
+        if report.last_backup_error:
+            stdout.print(f"  backup error: {escape(report.last_backup_error)}")
     if not report.healthy:
         raise click.exceptions.Exit(1)
+
+
+def _backup_line(name: str | None, at: float | None) -> str:
+    import time
+
+    if at is None or name is None:
+        return "none yet"
+    age = max(0, int(time.time() - at))
+    ago = f"{age}s" if age < 120 else f"{age // 60} min" if age < 7200 else f"{age // 3600} h"
+    return f"{ago} ago ({escape(name)})"
 
 
 @server.command()

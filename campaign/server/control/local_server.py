@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 from campaign.config import CREDENTIALS_FILENAME, default_home, read_credentials, write_private_json
 from campaign.errors import ServerError
 from campaign.processes import pid_alive
+from campaign.server.control.db_backup import read_state as read_backup_state
 
 PROCESS_NAMES = ("redis", "server", "worker")
 OWNER_USERNAME = "campaign-owner"
@@ -64,6 +65,10 @@ class ServerStatus:
     redis_url: str | None = None
     speedups: bool | None = None
     stale: list[str] = field(default_factory=list)
+    # Copies of the database in a store (the container mode): the last good one, when, and the last failure.
+    last_backup: str | None = None
+    last_backup_at: float | None = None
+    last_backup_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON shape."""
@@ -304,6 +309,7 @@ class LocalServer:
             except Exception:
                 healthy = False
         stale = [name for name in PROCESS_NAMES if self._pid_file(name).exists() and not pids.get(name)]
+        backup = read_backup_state(self.home)
         return ServerStatus(
             url=url,
             healthy=healthy,
@@ -315,6 +321,9 @@ class LocalServer:
             redis_url=redact_url(saved.get("redis_url")) or ("bundled redis-server" if saved else None),
             speedups=saved.get("speedups"),
             stale=stale,
+            last_backup=backup.last_good if backup else None,
+            last_backup_at=backup.last_good_at if backup else None,
+            last_backup_error=backup.last_error if backup else None,
         )
 
     def logs(self, name: str = "server", *, lines: int = 50) -> str:
