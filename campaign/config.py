@@ -18,6 +18,8 @@ ENV_API_URL = "ARGILLA_API_URL"
 ENV_API_KEY = "ARGILLA_API_KEY"
 ENV_HF_TOKEN = "HF_TOKEN"
 CREDENTIALS_FILENAME = "credentials.json"
+# Written by `campaign deploy space`: the Space's URL and owner credentials, preferred to the local server's.
+SPACE_FILENAME = "space.json"
 SECRET_KEYS = frozenset({"api_key", "password", "hf_token", "token"})
 
 
@@ -106,10 +108,12 @@ def redact(name: str, value: str | None) -> str | None:
 
 
 def resolve_connection(*, home: Path | None = None) -> Connection:
-    """Find the Argilla to talk to: ARGILLA_API_URL/ARGILLA_API_KEY win over the local credentials file."""
+    """Find the Argilla to talk to: ARGILLA_API_URL/ARGILLA_API_KEY, else a deployed Space, else the local server."""
     env_url = os.environ.get(ENV_API_URL)
     env_key = os.environ.get(ENV_API_KEY)
     cred_path = credentials_path(home)
+    if (space := cred_path.with_name(SPACE_FILENAME)).exists():
+        cred_path = space
     creds: dict[str, str] = {}
     if (not env_url or not env_key) and cred_path.exists():
         creds = read_credentials(cred_path)

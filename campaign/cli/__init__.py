@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "demo": "campaign.cli.demo:demo",
     "backup": "campaign.cli.backup:backup",
     "restore": "campaign.cli.backup:restore",
+    "deploy": "campaign.cli.deploy:deploy",
 }
 
 
