@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -264,3 +265,43 @@ def test_an_answer_backed_up_survives_sigkill_and_an_empty_data_dir(tmp_path: Pa
                 assert secret.encode() not in data
     state = json.loads((second_home / "db-backup.json").read_text())
     assert state["last_error"] is None
+
+
+def test_restore_db_lists_copies_and_restores_an_older_one_keeping_the_replaced_database(
+    tmp_path: Path,
+) -> None:
+    store = LocalFolderStore(tmp_path / "store")
+    make_db(tmp_path / "a" / "argilla.db", records=1)
+    older = put_copy(store, tmp_path / "a" / "argilla.db", 1_000_000)
+    make_db(tmp_path / "b" / "argilla.db", records=4)
+    newer = put_copy(store, tmp_path / "b" / "argilla.db", 2_000_000)
+    home = tmp_path / "home"
+    make_db(home / "argilla" / "argilla.db", records=9)
+    (home / "search-index.sqlite").write_text("stale")
+    campaign = [str(Path(sys.executable).parent / "campaign"), "server", "restore-db", "--home", str(home)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "CAMPAIGN_BACKUP_DIR": str(store.root),
+    }
+
+    listed = subprocess.run([*campaign, "--list"], env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == [newer, older]
+
+    restored = subprocess.run(
+        [*campaign, older, "--yes"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert f"Restored {older}." in restored.stderr
+    assert records_in(home / "argilla" / "argilla.db") == 1
+    kept = list((home / "argilla").glob("argilla.db.before-restore-*"))
+    assert len(kept) == 1 and records_in(kept[0]) == 9
+    assert not (home / "search-index.sqlite").exists()
+
+    env.pop("CAMPAIGN_BACKUP_DIR")
+    missing = subprocess.run([*campaign, "--list"], env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1
+    assert (
+        "No backup store: set CAMPAIGN_BACKUP_REPO (and HF_TOKEN) or CAMPAIGN_BACKUP_DIR." in missing.stderr
+    )

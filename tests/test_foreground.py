@@ -171,6 +171,16 @@ def test_annotators_still_sign_in_with_passwords(space: ForegroundServer) -> Non
     assert me.json()["username"] == "volunteer-one"
 
 
+def test_hf_volunteers_are_sent_to_the_campaign_workspace(space: ForegroundServer) -> None:
+    import yaml
+
+    config = yaml.safe_load((space.home / "oauth.yaml").read_text())
+    assert config["allowed_workspaces"] == [{"name": "dutch-dpo"}]
+    # argilla-server creates the allowed workspace at start, so the first volunteer lands in it.
+    workspaces = api(space.url, OWNER_API_KEY, "GET", "/me/workspaces").json()["items"]
+    assert "dutch-dpo" in [w["name"] for w in workspaces]
+
+
 def test_no_secret_in_the_log_or_the_oauth_file(space: ForegroundServer) -> None:
     text = space.text()
     assert "Argilla is running" in text

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
+from campaign.cli._common import user_errors
 from campaign.cli._output import note, print_json, stdout
 
 if TYPE_CHECKING:
@@ -202,3 +203,46 @@ def logs(home: Path | None, process: str, lines: int) -> None:
     from campaign.server.control.local_server import LocalServer
 
     click.echo(LocalServer(home).logs(process, lines=lines))
+
+
+@server.command("restore-db")
+@home_option
+@click.argument("name", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the copies in the store, newest first.")
+@click.option("--yes", is_flag=True, help="Replace the database without asking.")
+def restore_db(home: Path | None, name: str | None, list_only: bool, yes: bool) -> None:
+    """Replace the stopped server's database with a copy from the backup store.
+
+    The store is CAMPAIGN_BACKUP_REPO (a Hub dataset repo, with HF_TOKEN) or CAMPAIGN_BACKUP_DIR, as in
+    the Space. NAME picks an older copy; without it, the newest good one. The replaced database is kept
+    next to it, and the search index is rebuilt at the next start.
+
+    \b
+    Example:
+        CAMPAIGN_BACKUP_REPO=my-org/dutch-dpo-annotate-db campaign server restore-db --list
+        CAMPAIGN_BACKUP_REPO=my-org/dutch-dpo-annotate-db campaign server restore-db argilla-20250301T120000.sqlite.gz
+    """
+    from campaign.deploy.store import store_from_env
+    from campaign.errors import ConfigError, ServerError
+    from campaign.server.control.db_backup import list_copies, restore_into
+    from campaign.server.control.local_server import LocalServer
+
+    with user_errors():
+        store = store_from_env(os.environ)
+        if store is None:
+            msg = "No backup store: set CAMPAIGN_BACKUP_REPO (and HF_TOKEN) or CAMPAIGN_BACKUP_DIR."
+            raise ConfigError(msg)
+        if list_only:
+            for copy in list_copies(store):
+                click.echo(copy)
+            return
+        local = LocalServer(home)
+        if local.pids().get("server"):
+            msg = f"The server of {local.home} is running. Stop it first with 'campaign server stop'."
+            raise ServerError(msg)
+        if not yes:
+            click.confirm(
+                f"Replace the database in {local.home} with a copy from {store.describe()}?", abort=True
+            )
+        restored = restore_into(local.home, store, name)
+    note(f"Restored {restored}. Start the server with 'campaign server start'.")

@@ -116,7 +116,7 @@ def verify(packed: Path, dest: Path) -> None:
 
 def restore(store: BackupStore, db_path: Path, *, name: str | None = None) -> str | None:
     """Put the newest good copy (or the named one) at db_path; the name restored, None if the store is empty."""
-    names = sorted((n for n in store.names() if n.startswith(PREFIX) and n.endswith(SUFFIX)), reverse=True)
+    names = list_copies(store)
     if name is not None:
         if name not in names:
             msg = f"No copy named {name} in {store.describe()}; there are: {', '.join(names) or 'none'}."
@@ -138,6 +138,33 @@ def restore(store: BackupStore, db_path: Path, *, name: str | None = None) -> st
         msg = f"None of the {len(names)} copies in {store.describe()} is usable; see the log above."
         raise BackupError(msg)
     return None
+
+
+def list_copies(store: BackupStore) -> list[str]:
+    """The copies in a store, newest first."""
+    return sorted((n for n in store.names() if n.startswith(PREFIX) and n.endswith(SUFFIX)), reverse=True)
+
+
+def restore_into(home: Path, store: BackupStore, name: str | None = None) -> str:
+    """Replace a stopped server's database with a copy (the newest good one, or name); the old one is kept aside."""
+    db_path = home / "argilla" / "argilla.db"
+    kept = db_path.with_name(f"argilla.db.before-restore-{int(time.time())}")
+    if db_path.exists():
+        os.replace(db_path, kept)
+    try:
+        restored = restore(store, db_path, name=name)
+    except BaseException:
+        if kept.exists():
+            os.replace(kept, db_path)
+        raise
+    if restored is None:
+        if kept.exists():
+            os.replace(kept, db_path)
+        msg = f"There is no copy in {store.describe()} yet."
+        raise BackupError(msg)
+    # The search index belongs to the replaced database: the next start rebuilds it.
+    (home / "search-index.sqlite").unlink(missing_ok=True)
+    return restored
 
 
 def _fingerprint(db_path: Path) -> tuple[int, ...]:
@@ -256,10 +283,7 @@ class BackupSchedule:
         return error
 
     def _prune(self) -> None:
-        names = sorted(
-            (n for n in self.store.names() if n.startswith(PREFIX) and n.endswith(SUFFIX)), reverse=True
-        )
-        old = names[self.keep :]
+        old = list_copies(self.store)[self.keep :]
         if not old:
             return
         try:
