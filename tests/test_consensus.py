@@ -308,6 +308,42 @@ def test_binary_unanimous_and_min_votes():
     assert few.dropped == {c.TOO_FEW_ANNOTATORS: 1}
 
 
+def test_kto_drops_identical_completions_with_both_labels():
+    # A record whose two generations are the same text, rated best and worst: no label can be trusted.
+    recs = record("r1", ["same", " same "]) + record("r2", ["kept", "worse"])
+    resp = ratings("r1", "x", [5, 1]) + ratings("r2", "x", [5, 1])
+    result = unpaired(recs, resp)
+    assert result.frame.select("record_id", "completion", "label").rows() == [
+        ("r2", "kept", True),
+        ("r2", "worse", False),
+    ]
+    assert result.dropped == {c.CONTRADICTORY: 2}
+    check_accounting(result)
+
+
+def test_kto_keeps_one_of_identical_completions_with_the_same_label():
+    recs = record("r1", ["same", "same"])
+    result = unpaired(recs, ratings("r1", "x", [5, 4]))
+    assert result.frame.select("slot", "completion", "label").rows() == [(1, "same", True)]
+    assert result.dropped == {c.DUPLICATE: 1}
+    check_accounting(result)
+
+
+def test_kto_compares_binary_completions_across_records_of_a_prompt():
+    recs = [
+        row
+        for rid, text in (("a", "one"), ("b", "one"), ("c", "two"), ("d", "two "))
+        for row in record(rid, [text], template="binary", prompt_id="p", prompt="P")
+    ]
+    resp = (
+        label("a", "x", "good") + label("b", "x", "bad") + label("c", "x", "good") + label("d", "x", "good")
+    )
+    result = unpaired(recs, resp)
+    assert result.frame.select("record_id", "completion", "label").rows() == [("c", "two", True)]
+    assert result.dropped == {c.CONTRADICTORY: 2, c.DUPLICATE: 1}
+    check_accounting(result)
+
+
 def test_binary_to_dpo_pairs_good_with_bad_per_prompt():
     recs = (
         record("g1", ["good one"], template="binary", prompt_id="p", prompt="P")

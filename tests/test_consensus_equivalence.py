@@ -22,6 +22,8 @@ from campaign.consensus import (
     BAD,
     BELOW_MARGIN,
     BETWEEN_THRESHOLDS,
+    CONTRADICTORY,
+    DUPLICATE,
     FEWER_THAN_TWO,
     GOOD,
     IDENTICAL,
@@ -487,6 +489,18 @@ def reference_unpaired(
             for slot, label in ((pair.chosen, True), (pair.rejected, False)):
                 rows.append(_example_row(rec, slot, label, scores[slot], pair.agreement, judged))
             dropped[MIDDLE_RANK] += len(slots) - 2
+    # One example per (prompt, stripped completion): both labels drop them all, else the first is kept.
+    rows.sort(key=lambda row: (row["prompt_id"], row["record_id"], row["slot"]))
+    same: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        same[(row["prompt"], row["completion"].strip())].append(row)
+    rows = []
+    for group in same.values():
+        if len({row["label"] for row in group}) > 1:
+            dropped[CONTRADICTORY] += len(group)
+        else:
+            rows.append(group[0])
+            dropped[DUPLICATE] += len(group) - 1
     frame = _frame(rows, UNPAIRED_SCHEMA).sort(["prompt_id", "record_id", "slot"])
     dropped = +dropped
     return Consolidation(frame, total, total - sum(dropped.values()), dict(dropped), "responses")

@@ -8,6 +8,8 @@ from campaign.consensus.examples import consolidate, consolidate_pairs, consolid
 from campaign.consensus.policy import (
     BELOW_MARGIN,
     BETWEEN_THRESHOLDS,
+    CONTRADICTORY,
+    DUPLICATE,
     FEWER_THAN_TWO,
     IDENTICAL,
     LOW_AGREEMENT,
@@ -36,6 +38,8 @@ __all__ = [
     "BAD",
     "BELOW_MARGIN",
     "BETWEEN_THRESHOLDS",
+    "CONTRADICTORY",
+    "DUPLICATE",
     "FEWER_THAN_TWO",
     "GOOD",
     "IDENTICAL",

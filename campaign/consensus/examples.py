@@ -25,6 +25,7 @@ from campaign.consensus.rules import (
     chosen_and_rejected,
     rating_labels,
     rating_scores,
+    repeated_example,
     stripped,
 )
 from campaign.consensus.votes import Inputs, read_inputs
@@ -147,7 +148,8 @@ def _unpaired(
     inputs: Inputs, scored: pl.DataFrame, binary: pl.DataFrame, rating: pl.DataFrame
 ) -> Consolidation:
     """Binary records give one example; rating records one per labelled response; ranking records two (the
-    chosen response True, the rejected False), the responses between them are dropped as middle_rank."""
+    chosen response True, the rejected False), the responses between them are dropped as middle_rank; then
+    an example repeating another is dropped (`repeated_example`)."""
     units = pl.when(pl.col("template") == "binary").then(1).otherwise(pl.col("n_slots"))
     total = int(inputs.records.select(units.sum()).item() or 0)
     kept = pl.col("reason").is_null()
@@ -173,14 +175,16 @@ def _unpaired(
         ),
     ]
     parts = [_with_record(part, inputs).with_columns(completion="text") for part in rows]
-    frame = _finish(parts, UNPAIRED_SCHEMA, ["rid", "slot"], inputs)
+    frame = _finish(parts, UNPAIRED_SCHEMA, ["rid", "slot"], inputs).with_columns(reason=repeated_example())
     dropped = _counts(
         inputs.records.select("reason", weight=units),
         binary.select("reason", weight=pl.lit(1)),
         rating.select("reason", weight=pl.lit(1)),
         ranking.select("reason", "weight"),
         ranked.select(reason=pl.lit(MIDDLE_RANK), weight=pl.col("weight") - 2),
+        frame.select("reason", weight=pl.lit(1)),
     )
+    frame = frame.filter(pl.col("reason").is_null()).drop("reason")
     return Consolidation(frame, total, total - sum(dropped.values()), dropped, "responses")
 
 

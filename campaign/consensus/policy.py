@@ -29,6 +29,8 @@ BETWEEN_THRESHOLDS = "between_kto_thresholds"
 UNRATED = "unrated_response"
 MIDDLE_RANK = "middle_rank"
 UNPAIRED = "no_opposite_label_for_prompt"
+CONTRADICTORY = "contradictory_labels"
+DUPLICATE = "duplicate_example"
 
 PAIRS_SCHEMA: dict[str, pl.DataType] = {
     "prompt": pl.String(),

@@ -13,6 +13,8 @@ import polars as pl
 from campaign.consensus.policy import (
     BELOW_MARGIN,
     BETWEEN_THRESHOLDS,
+    CONTRADICTORY,
+    DUPLICATE,
     FEWER_THAN_TWO,
     IDENTICAL,
     LOW_AGREEMENT,
@@ -236,3 +238,20 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) 
     )
     columns = ["rid", "slot", "reason", "label", "score", "agreement", "model"]
     return _gated(decided, policy).select(*columns, text="response")
+
+
+def repeated_example() -> pl.Expr:
+    """Why a KTO example is dropped for repeating another, over the examples in the exports' order.
+
+    Examples with the same prompt and the same completion (compared stripped, as identical responses are)
+    say nothing when their labels differ: all of them are dropped as contradictory_labels. When their labels
+    agree, the first is kept and the others are dropped as duplicate_example. So an export never holds one
+    (prompt, completion) twice or with both labels.
+    """
+    same = [pl.col("prompt"), stripped("completion")]
+    return (
+        pl.when(pl.col("label").n_unique().over(same) > 1)
+        .then(pl.lit(CONTRADICTORY))
+        .when(pl.int_range(pl.len()).over(same) > 0)
+        .then(pl.lit(DUPLICATE))
+    )
