@@ -314,7 +314,7 @@ def _save(
             _atomic_write(store / POINTER_FILENAME, lambda tmp: tmp.write_text(folder.name + "\n"))
             _remove_leftovers(store, folder)
     except BaseException:
-        if current_folder(store) != folder:
+        if _published_folder(store) != folder:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return folder
