@@ -245,6 +245,9 @@ def test_an_answer_backed_up_survives_sigkill_and_an_empty_data_dir(tmp_path: Pa
     )
     try:
         assert "Restored the database from argilla-" in second.text()
+        ui_settings = api(second.url, OWNER_API_KEY, "GET", "/settings").json()
+        assert ui_settings["huggingface"]["space_id"] == "my-org/dutch-dpo-annotate"
+        assert ui_settings["argilla"]["show_huggingface_space_persistent_storage_warning"] is False
         assert _answers(second.url, dataset_id) == [2]
         # The search index was rebuilt from the restored database: the record is found.
         search = api(second.url, OWNER_API_KEY, "POST", f"/me/datasets/{dataset_id}/records/search", json={})

@@ -178,6 +178,10 @@ def run_foreground(
         write_private_text(config_file, oauth.config_yaml(env.get(ENV_WORKSPACE) or DEFAULT_WORKSPACE))
         local.extra_env.update(oauth.server_env(config_file))
 
+    if backups is not None:
+        # The web UI warns a Space without persistent storage that a restart loses data; copies make it wrong.
+        local.extra_env["ARGILLA_SHOW_HUGGINGFACE_SPACE_PERSISTENT_STORAGE_WARNING"] = "false"
+
     stop = threading.Event()
     starting = True
 
