@@ -725,8 +725,8 @@ def _pull_changes(job: _SyncJob) -> _Pulled:
     if stored is None:
         return _pull_full(job, names, served, fingerprints)
     pulled = _pull_incremental(job, names, stored, old_prints, fingerprints, served)
-    if since and not _totals_match(pulled.counts, served):
-        # Deleted records or responses leave nothing to select by time: compare every record.
+    if since and not _totals_match(pulled, served):
+        # Deleted records, responses or suggestions leave nothing to select by time: compare every record.
         served = client.record_fingerprints(job.dataset_id)
         if served is None:  # pragma: no cover - the endpoint answered a moment ago
             msg = "The server stopped answering the sync endpoint; run the same command again."
@@ -938,9 +938,15 @@ def _counts(records: pl.DataFrame, responses: pl.DataFrame) -> tuple[int, int]:
     return n_records, n_responses
 
 
-def _totals_match(counts: tuple[int, int], served: dict[str, Any]) -> bool:
-    """Whether the snapshot holds as many records and responses as the server says the dataset has."""
-    return counts == (int(served.get("records", -1)), int(served.get("responses", -1)))
+def _totals_match(pulled: _Pulled, served: dict[str, Any]) -> bool:
+    """Whether the snapshot holds as many records, responses and suggestions as the server says it has."""
+    if pulled.counts != (int(served.get("records", -1)), int(served.get("responses", -1))):
+        return False
+    if "suggestions" not in served:  # a local server from before suggestions were counted
+        return True
+    # A suggestion is one row per question, or one per slot for a ranking.
+    suggestions = pulled.tables[2].select("record_id", "question").unique().height
+    return suggestions == int(served["suggestions"])
 
 
 def _load_fingerprints(folder: Path | None) -> pl.DataFrame | None:

@@ -351,6 +351,31 @@ def test_every_write_path_is_seen_by_the_next_sync(
     def record_metadata() -> None:
         ok(api(url, owner_key, "PATCH", f"/records/{ids[5]}", json={"metadata": {"round": 2}}))
 
+    def responses_bulk() -> None:
+        # The web UI's "submit all": POST /me/responses/bulk.
+        values = {"rating_1": {"value": 3}, "rating_2": {"value": 1}}
+        items = [{"record_id": ids[9], "values": values, "status": "submitted"}]
+        answer = ok(api(url, users[1]["api_key"], "POST", "/me/responses/bulk", json={"items": items}))
+        assert not any(item.get("error") for item in answer["items"]), answer
+
+    question_ids = {q["name"]: str(q["id"]) for q in local.questions(dataset_id)}
+
+    def put_suggestions() -> None:
+        for question, value in (("rating_1", 4), ("rating_2", 2)):
+            body = {"question_id": question_ids[question], "value": value, "agent": "judge", "type": "model"}
+            ok(api(url, owner_key, "PUT", f"/records/{ids[3]}/suggestions", json=body))
+
+    def suggestion_ids() -> list[str]:
+        answer = ok(api(url, owner_key, "GET", f"/records/{ids[3]}/suggestions"))
+        return sorted(str(item["id"]) for item in answer["items"])
+
+    def delete_suggestion() -> None:
+        ok(api(url, owner_key, "DELETE", f"/suggestions/{suggestion_ids()[0]}"))
+
+    def delete_record_suggestions() -> None:
+        params = {"ids": ",".join(suggestion_ids())}
+        ok(api(url, owner_key, "DELETE", f"/records/{ids[3]}/suggestions", params=params))
+
     def delete_response() -> None:
         ok(api(url, users[2]["api_key"], "DELETE", f"/responses/{created['id']}"))
 
@@ -366,6 +391,10 @@ def test_every_write_path_is_seen_by_the_next_sync(
         bulk_with_responses,
         restore,
         record_metadata,
+        responses_bulk,
+        put_suggestions,
+        delete_suggestion,
+        delete_record_suggestions,
         delete_response,
         delete_record,
         delete_records_in_bulk,

@@ -41,7 +41,8 @@ FINGERPRINT_COLUMNS = """
     SELECT r.id, r.external_id, r.updated_at,
            (SELECT count(*) FROM responses p WHERE p.record_id = r.id),
            (SELECT max(p.updated_at) FROM responses p WHERE p.record_id = r.id),
-           (SELECT max(s.updated_at) FROM suggestions s WHERE s.record_id = r.id)
+           (SELECT max(s.updated_at) FROM suggestions s WHERE s.record_id = r.id),
+           (SELECT count(*) FROM suggestions s WHERE s.record_id = r.id)
     FROM records r WHERE r.dataset_id = :dataset_id
 """
 # Records touched since a time: by their own update, or by a response or suggestion written since.
@@ -52,7 +53,8 @@ CHANGED_SINCE = """
 """
 TOTALS = """
     SELECT (SELECT count(*) FROM records r WHERE r.dataset_id = :dataset_id),
-           (SELECT count(*) FROM responses p JOIN records r ON r.id = p.record_id WHERE r.dataset_id = :dataset_id)
+           (SELECT count(*) FROM responses p JOIN records r ON r.id = p.record_id WHERE r.dataset_id = :dataset_id),
+           (SELECT count(*) FROM suggestions s JOIN records r ON r.id = s.record_id WHERE r.dataset_id = :dataset_id)
 """
 
 
@@ -64,11 +66,12 @@ async def record_fingerprints(
     since: datetime | None = Query(None, description="only records changed after this server time"),
     current_user: User = Security(auth.get_current_user),
 ) -> HTTPResponse:
-    """Rows of [id, external_id, updated_at, responses, responses_updated_at, suggestions_updated_at].
+    """Rows of [id, external_id, updated_at, responses, responses_updated_at, suggestions_updated_at,
+    suggestions].
 
     Every record, or with `since` only those changed after it. `as_of` is the server time to pass as the
-    next `since`; `records` and `responses` are the dataset's totals, which let a client notice
-    deletions (they leave no trace to select by time).
+    next `since`; `records`, `responses` and `suggestions` are the dataset's totals, which let a client
+    notice deletions (they leave no trace to select by time).
     """
     dataset = await Dataset.get_or_raise(db, dataset_id)
     await authorize(current_user, DatasetPolicy.list_records_with_all_responses(dataset))
@@ -90,9 +93,18 @@ async def record_fingerprints(
             "as_of": as_of.isoformat(),
             "records": int(totals[0]),
             "responses": int(totals[1]),
+            "suggestions": int(totals[2]),
             "items": [
-                [_uuid(rid), external, str(updated), int(n), _raw(last_response), _raw(last_suggestion)]
-                for rid, external, updated, n, last_response, last_suggestion in rows
+                [
+                    _uuid(rid),
+                    external,
+                    str(updated),
+                    int(n),
+                    _raw(last_response),
+                    _raw(last_suggestion),
+                    int(k),
+                ]
+                for rid, external, updated, n, last_response, last_suggestion, k in rows
             ],
         }
     )
