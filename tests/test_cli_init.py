@@ -82,7 +82,7 @@ def test_create_dry_run_json(runner: CliRunner, campaign_dir: Path, monkeypatch:
     data = json.loads(result.stdout)
     assert data["dataset"] == "haiku" and data["workspace"] == "haiku"
     assert [f["name"] for f in data["settings"]["fields"]] == ["prompt", "completion"]
-    assert data["settings"]["questions"][0]["options"] == {"good": "👍", "bad": "👎"}
+    assert data["settings"]["questions"][0]["options"] == {"good": "👍 good", "bad": "👎 bad"}
     assert data["settings"]["distribution"]["min_submitted"] == 3
     assert fake.calls == []
 

@@ -75,7 +75,7 @@ def test_binary_settings() -> None:
     (label,) = summary["questions"]
     assert label["name"] == "label"
     assert label["type"] == "label_selection"
-    assert label["options"] == {"good": "👍", "bad": "👎"}
+    assert label["options"] == {"good": "👍 good", "bad": "👎 bad"}
     assert names(summary["metadata"]) == ["prompt_id", "round", "source", "language", "model", "source_index"]
 
 
@@ -99,6 +99,32 @@ def test_guidelines_cover_what_volunteers_need(name: str) -> None:
     assert "wrong language" in lowered
     assert "discard" in lowered
     assert "good" in lowered
+
+
+def test_binary_labels_read_without_an_emoji_font() -> None:
+    """Emoji-only buttons read as boxes without an emoji font: every shown label carries a word."""
+    from campaign.consensus.votes import BAD, GOOD
+
+    (label,) = summary_for("binary", 1)["questions"]
+    # The stored values stay the ones consensus and exports read; only the shown text changed.
+    assert set(label["options"]) == {GOOD, BAD}
+    for value, text in label["options"].items():
+        assert value in text and any(ch.isascii() and ch.isalpha() for ch in text)
+
+
+def test_binary_guidelines_are_generic_with_the_haiku_as_one_example() -> None:
+    text = load_template("binary").read_guidelines()
+    assert "👍 good" in text and "👎 bad" in text
+    haiku = [line for line in text.splitlines() if "haiku" in line.lower()]
+    assert len(haiku) == 1 and "for example" in haiku[0].lower()
+    assert "Thumbs up" not in text
+
+
+@pytest.mark.parametrize("name", TEMPLATE_NAMES)
+def test_guidelines_have_no_tables(name: str) -> None:
+    """Argilla shows guidelines in a narrow panel, where a table's short first column wrapped 'scor/e'."""
+    lines = load_template(name).read_guidelines().splitlines()
+    assert [line for line in lines if line.lstrip().startswith("|")] == []
 
 
 def test_language_fills_descriptions() -> None:
