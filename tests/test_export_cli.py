@@ -1,4 +1,4 @@
-"""`campaign export` through CliRunner, on snapshots written with save_snapshot."""
+"""`campaign export` through CliRunner, on snapshots written with save_snapshot, and after a sync."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from test_export_data import rating_campaign
 from campaign.cli import cli
 from campaign.snapshot import save_snapshot
 
+DISTISET = Path(__file__).parent / "fixtures" / "seed" / "distiset"
+
 
 @pytest.fixture
 def campaign_dir(tmp_path: Path) -> Path:
@@ -22,8 +24,10 @@ def campaign_dir(tmp_path: Path) -> Path:
     return directory
 
 
-def run(*args: str):
-    return CliRunner(mix_stderr=False).invoke(cli, ["export", *args], catch_exceptions=False)
+def run(*args: str, sync: bool = False):
+    """`campaign export ARGS`; offline (--no-sync: the stored snapshot) unless `sync`."""
+    offline = [] if sync else ["--no-sync"]
+    return CliRunner(mix_stderr=False).invoke(cli, ["export", *args, *offline], catch_exceptions=False)
 
 
 def test_help_has_an_example():
@@ -79,6 +83,38 @@ def test_bad_policy_names_the_file_line_and_key(campaign_dir, tmp_path):
     result = run("--campaign", str(campaign_dir), "--out", str(tmp_path / "o"))
     # A bad campaign.yaml is a configuration error (exit 1) in every command that reads it.
     assert result.exit_code == 1 and "campaign.yaml:5: unknown key 'consensus.rating.methd'" in result.stderr
+
+
+def test_no_sync_names_the_snapshot_and_its_age(campaign_dir, tmp_path):
+    result = run("--campaign", str(campaign_dir), "--format", "dpo", "--out", str(tmp_path / "o"), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    # added keys: the snapshot's sync time and age, and what the sync did (None with --no-sync)
+    assert data["snapshot_id"] == "snap-1" and data["sync"] is None
+    assert data["synced_at"] == "2024-05-02T00:00:00+00:00" and data["snapshot_age_seconds"] > 86_400
+    line = next(line for line in result.stderr.splitlines() if line.startswith("Exported snapshot"))
+    assert line.startswith("Exported snapshot snap-1, synced 2024-05-02T00:00:00+00:00 (")
+    assert " days ago)" in line and "--no-sync" in line
+
+
+def test_export_syncs_by_default_so_it_needs_the_campaign(campaign_dir, tmp_path):
+    # Without campaign.yaml there is no dataset to sync from: say so rather than export a stale snapshot.
+    result = run("--campaign", str(campaign_dir), "--out", str(tmp_path / "o"), sync=True)
+    assert result.exit_code == 2 and "--no-sync" in result.stderr and "campaign.yaml" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_dropped_reasons_are_never_cut_short(campaign_dir, tmp_path, monkeypatch):
+    from campaign.cli._output import stderr
+
+    monkeypatch.setattr(stderr, "width", 60)
+    result = run("--campaign", str(campaign_dir), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.stderr
+    # the last column's cells, joined across the lines a narrow terminal folds them onto
+    cells = "".join(line.split("│")[-2].strip() for line in result.stderr.splitlines() if line.count("│") > 2)
+    assert "…" not in result.stderr
+    for reason in ("margin_below_threshold: 8", "tie: 4", "between_kto_thresholds: 20"):
+        assert reason in cells
 
 
 def test_missing_snapshot_says_what_to_run(tmp_path):
@@ -248,3 +284,72 @@ def test_an_export_removes_what_killed_exports_to_the_same_folder_left(full_camp
     assert run("--campaign", str(full_campaign), "--out", str(out)).exit_code == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["camp", "o", alive.name, other.name])
+
+
+def test_export_syncs_first_and_keeps_binary_labels(server, tmp_path):
+    """Right after annotation, with no 'campaign status' run, the export holds what the server holds."""
+    import uuid
+
+    from server_helpers import api, create_annotator, submit
+
+    runner = CliRunner(mix_stderr=False)
+    directory, name = tmp_path / "camp", f"export-sync-{uuid.uuid4().hex[:8]}"
+    for args in (
+        ["init", str(directory), "--template", "binary", "--name", name],
+        ["create", "--campaign", str(directory)],
+        ["seed", str(DISTISET), "--config", "ultra_feedback_0", "--campaign", str(directory)],
+    ):
+        made = runner.invoke(cli, args)
+        assert made.exit_code == 0, made.stderr
+    workspaces = api(server.api_url, server.api_key, "GET", "/me/workspaces").json()["items"]
+    workspace_id = next(w["id"] for w in workspaces if w["name"] == name)
+    voters = [create_annotator(server.api_url, server.api_key, f"{name}-{i}", workspace_id) for i in (1, 2)]
+    datasets = api(server.api_url, server.api_key, "GET", "/me/datasets").json()["items"]
+    dataset_id = next(d["id"] for d in datasets if d["name"] == name)
+    records = api(
+        server.api_url, server.api_key, "GET", f"/datasets/{dataset_id}/records", params={"limit": 100}
+    ).json()["items"]
+    assert len(records) == 8
+    votes = {r["fields"]["completion"]: ("good" if i % 2 else "bad") for i, r in enumerate(records)}
+
+    def vote(chosen: list[dict]) -> None:
+        for record in chosen:
+            for voter in voters:
+                submit(
+                    server.api_url,
+                    voter["api_key"],
+                    record["id"],
+                    {"label": votes[record["fields"]["completion"]]},
+                )
+
+    def export(out: str, *extra: str) -> tuple[dict, list[dict], str]:
+        args = [
+            "--campaign",
+            str(directory),
+            "--format",
+            "kto",
+            "--test-size",
+            "0",
+            "--out",
+            str(tmp_path / out),
+        ]
+        result = run(*args, "--json", *extra, sync=not extra)
+        assert result.exit_code == 0, result.stderr
+        rows = pl.read_parquet(tmp_path / out / "kto" / "train.parquet").to_dicts()
+        return json.loads(result.stdout), rows, result.stderr
+
+    vote(records[:6])
+    first, rows, err = export("first")
+    assert first["sync"]["mode"] == "full" and first["snapshot_age_seconds"] < 600
+    assert f"Exported snapshot {first['snapshot_id']}, synced " in err and "just now" in err
+    # the stored label values good/bad still become KTO's True/False; only their shown text changed
+    assert {row["completion"]: row["label"] for row in rows} == {
+        r["fields"]["completion"]: votes[r["fields"]["completion"]] == "good" for r in records[:6]
+    }
+
+    vote(records[6:])
+    second, rows, _ = export("second")
+    assert second["snapshot_id"] != first["snapshot_id"] and len(rows) == 8
+    offline, rows, err = export("offline", "--no-sync")
+    assert offline["snapshot_id"] == second["snapshot_id"] and offline["sync"] is None and len(rows) == 8
+    assert "--no-sync" in err

@@ -55,6 +55,12 @@ METHODS = ("mean", "median", "borda", "mean_rank", "majority", "unanimous")
 @click.option("--push-to-hub", "hub_repo", metavar="REPO", help="Also push to this Hub dataset repo.")
 @click.option("--public", is_flag=True, help="Make the Hub repo public (it is private by default).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option(
+    "--sync/--no-sync",
+    default=True,
+    show_default=True,
+    help="Sync the snapshot with the server first; --no-sync exports the stored snapshot as it is.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export(
     campaign_dir: Path,
@@ -74,33 +80,36 @@ def export(
     hub_repo: str | None,
     public: bool,
     overwrite: bool,
+    sync: bool,
     as_json: bool,
 ) -> None:
-    """Export consensus preference data for TRL from the local snapshot.
+    """Export consensus preference data for TRL from the campaign's responses.
 
-    Reads the snapshot that 'campaign status' syncs, applies the consensus policy
-    (the 'consensus:' section of campaign.yaml, then these flags), and writes
+    Syncs the local snapshot with the server first (--no-sync exports the stored
+    snapshot as it is, offline and reproducible) and says which snapshot it
+    exported and how old it is. Applies the consensus policy (the 'consensus:'
+    section of campaign.yaml, then these flags), and writes
     <format>/train.parquet and test.parquet, README.md and manifest.json.
 
     \b
     Example:
-        campaign status --campaign dutch-dpo
         campaign export --campaign dutch-dpo --format dpo --out exports/dpo-r1 --round 1
+        campaign export --campaign dutch-dpo --no-sync --format dpo --out exports/dpo-again
         campaign export --campaign haiku-kto --format all --chat --out exports/all
         campaign export --campaign dutch-dpo --format dpo --push-to-hub me/dutch-dpo
     """
     from campaign.campaign_file import load_campaign_in
-    from campaign.export import ExportOptions, export_snapshot
-    from campaign.snapshot import load_snapshot
+    from campaign.export import ExportOptions, export_campaign
 
     if campaign_dir.is_file():
         campaign_dir = campaign_dir.parent
-    with user_errors():
+    with user_errors(resume="Run the same command again, or pass --no-sync to export the stored snapshot."):
         if round_numbers and rounds:
             msg = "Use either --round N (repeatable) or --rounds all, not both."
             raise UsageError(msg)
+        campaign = load_campaign_in(campaign_dir)
         options = ExportOptions.for_campaign(
-            load_campaign_in(campaign_dir),
+            campaign,
             method=method,
             min_margin=min_margin,
             judge_fallback=judge_fallback,
@@ -116,10 +125,24 @@ def export(
             hub_repo=hub_repo,
             private=not public,
         )
-        result = export_snapshot(load_snapshot(campaign_dir), out, options)
+        exported = export_campaign(campaign_dir, campaign, out, options, sync=sync)
+    result = exported.result
     for line in result.notes:
         warn(line)
-    summary = result.summary()
+    age = exported.age_seconds()
+    summary = {
+        **result.summary(),
+        # added beside the existing keys: when the exported snapshot was synced, and what the sync did
+        "synced_at": exported.synced_at.isoformat() if exported.synced_at else None,
+        "snapshot_age_seconds": round(age, 1) if age is not None else None,
+        "sync": exported.sync.to_dict() if exported.sync is not None else None,
+    }
+    if exported.sync is not None:
+        done = exported.sync
+        note(
+            f"Synced ({done.mode}): {done.n_records} records, {done.n_responses} responses in {done.seconds:.1f}s."
+        )
+    note(_snapshot_line(exported.snapshot_id, summary["synced_at"], age, synced=exported.sync is not None))
     if as_json:
         print_json(summary)
         return
@@ -133,12 +156,17 @@ def _render(summary: dict[str, Any]) -> None:
 
     table = Table(title=f"Export of snapshot {summary['snapshot_id'] or '-'}", title_justify="left")
     for column in ("format", "kept", "train", "test", "dropped (reason: count)"):
-        table.add_column(column, justify="right" if column in ("train", "test") else "left")
+        # Reason names are folded onto more lines when narrow, never cut to "…".
+        table.add_column(
+            column,
+            justify="right" if column in ("train", "test") else "left",
+            overflow="fold" if column.startswith("dropped") else "ellipsis",
+        )
     rows = [(name, spec, "") for name, spec in summary["formats"].items()]
     rows += [(name, spec, " (skipped: nothing kept)") for name, spec in summary["skipped"].items()]
     for name, spec, flag in rows:
         splits = spec.get("splits", {})
-        dropped = ", ".join(f"{reason}: {n}" for reason, n in spec["dropped"].items()) or "-"
+        dropped = "\n".join(f"{reason}: {n}" for reason, n in spec["dropped"].items()) or "-"
         table.add_row(
             name + flag,
             f"{spec['kept']}/{spec['total']} {spec['unit']}",
@@ -151,3 +179,19 @@ def _render(summary: dict[str, Any]) -> None:
     note(f"Rounds: {rounds}. Config hash: {summary['config_hash']}.")
     if summary.get("hub_url"):
         note(f"Pushed to {summary['hub_url']}")
+
+
+def _snapshot_line(snapshot_id: str, synced_at: str | None, age: float | None, *, synced: bool) -> str:
+    """Which snapshot was exported and how old it is, e.g. 'Exported snapshot 1a2b, synced just now.'"""
+    when = "at an unknown time" if synced_at is None or age is None else f"{synced_at} ({_age(age)})"
+    stored = "" if synced else " (--no-sync: the stored snapshot, the server was not asked)"
+    return f"Exported snapshot {snapshot_id or '-'}, synced {when}{stored}."
+
+
+def _age(seconds: float) -> str:
+    """An age in the largest whole unit: 'just now', '5 minutes ago', '3 days ago'."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"

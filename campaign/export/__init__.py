@@ -11,6 +11,7 @@ from typing import Any
 from campaign.errors import UsageError
 from campaign.export.build import ExportResult, FormatExport, build_export
 from campaign.export.card import card_agreement, kto_weights, render_card
+from campaign.export.current import CampaignExport, export_campaign
 from campaign.export.formats import FORMATS, to_format, validate_rows
 from campaign.export.options import ExportOptions, resolve_formats
 from campaign.export.splits import split_by_prompt
@@ -19,11 +20,13 @@ from campaign.snapshot import Snapshot
 
 __all__ = [
     "FORMATS",
+    "CampaignExport",
     "ExportOptions",
     "ExportResult",
     "FormatExport",
     "build_export",
     "card_agreement",
+    "export_campaign",
     "export_snapshot",
     "kto_weights",
     "push_to_hub",
