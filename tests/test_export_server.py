@@ -107,8 +107,10 @@ def annotated(local_server: Any, tmp_path_factory: pytest.TempPathFactory) -> di
         exports = {}
         for name in ("first", "second"):
             out = directory.parent / f"export-{name}"
+            # The snapshot 'status' synced, exported as stored: a sync would record a new sync time.
             _run(
                 "export",
+                "--no-sync",
                 "--campaign",
                 str(directory),
                 "--out",
