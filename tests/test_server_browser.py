@@ -130,3 +130,70 @@ def test_annotator_submits_a_rating_in_the_web_ui(
     records = list(dataset.records(query=query, with_responses=True))
     assert [r.fields["prompt"] for r in records] == [prompt]
     assert [(str(r.user_id), r.value) for r in records[0].responses["rating_1"]] == [(annotator["id"], 4)]
+
+
+# Words of the guidelines panel that the layout breaks across two lines (as 'scor/e' was in a table header).
+_SPLIT_WORDS_JS = """() => {
+  const root = document.querySelector('.annotation-guidelines');
+  const split = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const m of node.textContent.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+      if (lines.size > 1) split.push(m[0]);
+    }
+  }
+  return split;
+}"""
+
+
+@pytest.mark.parametrize("template", ["rating", "binary"])
+def test_template_guidelines_and_labels_read_in_the_web_ui(
+    local_server: Any, chromium: Any, tmp_path: Path, template: str
+) -> None:
+    """The guidelines panel breaks no word across lines; binary buttons carry text beside the emoji."""
+    import argilla as rg
+
+    from campaign.templates import build_settings, load_template
+
+    client = local_server.client()
+    workspace = rg.Workspace(name=f"guidelines-{template}", client=client).create()
+    annotator = create_annotator(
+        local_server.api_url, local_server.api_key, f"guidelines-{template}-ann", str(workspace.id)
+    )
+    spec = load_template(template)
+    responses = spec.responses.default
+    settings = build_settings(
+        spec,
+        responses=responses,
+        guidelines=spec.read_guidelines(),
+        min_submitted=2,
+        language="en",
+        client=client,
+    )
+    dataset = rg.Dataset(
+        name=f"guidelines-{template}", workspace=workspace.name, settings=settings, client=client
+    ).create()
+    fields = {field.name: f"text of {field.name}" for field in settings.fields}
+    dataset.records.log([rg.Record(id="g1", fields=fields)])
+
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(f"{local_server.api_url}/sign-in")
+    page.get_by_role("textbox", name="Username").fill(annotator["username"])
+    page.get_by_role("textbox", name="Password").fill(annotator["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/sign-in" not in url)
+    page.goto(f"{local_server.api_url}/dataset/{dataset.id}/annotation-mode")
+    page.get_by_text("Guidelines", exact=True).first.click()
+    page.locator(".annotation-guidelines h2").first.wait_for()
+    page.screenshot(path=str(tmp_path / f"guidelines-{template}.png"), full_page=True)
+
+    assert page.evaluate(_SPLIT_WORDS_JS) == []
+    if template == "binary":
+        question = page.get_by_label("Question: label")
+        for text in ("good", "bad"):
+            assert question.get_by_text(re.compile(rf"\b{text}\b")).count() >= 1
