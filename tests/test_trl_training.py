@@ -41,7 +41,17 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out = root / variant
         result = CliRunner(mix_stderr=False).invoke(
             cli,
-            ["export", "--campaign", str(campaign_dir), "--no-sync", "--format", "all", "--out", str(out), *extra],
+            [
+                "export",
+                "--campaign",
+                str(campaign_dir),
+                "--no-sync",
+                "--format",
+                "all",
+                "--out",
+                str(out),
+                *extra,
+            ],
             catch_exceptions=False,
         )
         assert result.exit_code == 0, result.stderr
