@@ -240,3 +240,21 @@ def test_a_half_replaced_store_from_before_folders_is_refused(tmp_path):
     )
     with pytest.raises(InputError, match="inconsistent"):
         load_snapshot(tmp_path)
+
+
+def test_commands_reading_a_refused_snapshot_say_what_to_run(tmp_path):
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+
+    runner = CliRunner(mix_stderr=False)
+    directory = tmp_path / "camp"
+    assert runner.invoke(cli, ["init", str(directory), "--template", "rating"]).exit_code == 0
+    other = save_snapshot(tmp_path / "other", rating_campaign(4))
+    folder = save_snapshot(directory, rating_campaign(2))
+    shutil.copy(other / "responses.parquet", folder / "responses.parquet")
+    for args in (["status", "--no-sync"], ["export", "--out", str(tmp_path / "out")]):
+        result = runner.invoke(cli, [*args, "--campaign", str(directory)])
+        assert result.exit_code == 1, (args, result.output, result.stderr)
+        assert "inconsistent" in result.stderr and "Run 'campaign status' to sync again." in result.stderr
+        assert "Traceback" not in result.stderr
