@@ -247,10 +247,20 @@ def test_deploy_sets_secrets_through_the_api_records_the_space_and_reports_a_fai
     monkeypatch.setenv("ARGILLA_API_KEY", "k")
     assert resolve_connection().api_url.value == "http://elsewhere:6900"
 
-    # A second deploy of the same Space keeps its owner credentials.
-    hub.exists, hub.tags = True, ["argilla-campaign"]
+    # A second deploy of the same Space keeps its owner credentials and asks for the new hardware.
+    from huggingface_hub import HfApi
+
+    hub.exists, hub.tags, hub.calls = True, ["argilla-campaign"], []
+    monkeypatch.setattr(
+        HfApi,
+        "request_space_hardware",
+        lambda self, repo_id, hardware, **kw: hub.calls.append(("hw", hardware)),
+    )
     with pytest.raises(HubError):
-        deploy(options, tmp_path / "space", token=TOKEN, timeout=30)
+        deploy(
+            SpaceOptions(repo_id="lead/dutch-dpo", hardware="cpu-upgrade"), tmp_path / "space", token=TOKEN
+        )
+    assert hub.calls[:2] == [("create_repo", ("lead/dutch-dpo", "space", False)), ("hw", "cpu-upgrade")]
     assert json.loads(record_path.read_text())["api_key"] == record["api_key"]
     assert space_module.forget() == "lead/dutch-dpo"
     assert not record_path.exists()
@@ -291,6 +301,17 @@ def test_hub_store_calls_stop_at_the_network_boundary_with_one_line(online: str)
         f"Cannot reach the Hub at {online} to list the copies in lead/dutch-dpo-db (ConnectionError). "
         "Check the network or HF_ENDPOINT."
     )
+
+
+def test_hub_store_download_and_delete_stop_at_the_network_boundary(online: str, tmp_path: Path) -> None:
+    store = HfHubStore("lead/dutch-dpo-db", TOKEN)
+    with pytest.raises(HubError, match=r"^Cannot reach the Hub at .* to download argilla-1\.sqlite\.gz from"):
+        store.get("argilla-1.sqlite.gz", tmp_path / "copy.gz")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(
+        HubError, match=r"^Cannot reach the Hub at .* to delete old copies in lead/dutch-dpo-db"
+    ):
+        store.remove(["argilla-1.sqlite.gz"])
 
 
 def test_a_backup_to_an_unreachable_hub_is_retried_recorded_and_never_raises(

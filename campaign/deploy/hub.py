@@ -42,13 +42,17 @@ def hub_errors(what: str) -> Iterator[None]:
         msg = f"Cannot {what}: the repository does not exist or the token cannot see it."
         raise HubError(msg) from None
     except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
+        if exc.response is None:
+            # hf_hub_download reports an unreachable Hub as an HTTP error without a response.
+            msg = f"Cannot reach the Hub at {endpoint()} to {what}. Check the network or HF_ENDPOINT."
+            raise HubError(msg) from None
+        status = exc.response.status_code
         if status == 401:
             msg = f"Cannot {what}: the Hub rejected the token. Run 'hf auth login' again or set HF_TOKEN."
         elif status == 403:
             msg = f"Cannot {what}: the token may not write there. Use a token with write access to that namespace."
         else:
-            msg = f"Cannot {what}: the Hub answered {status or 'an error'}."
+            msg = f"Cannot {what}: the Hub answered {status}."
         raise HubError(msg) from None
     except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as exc:
         msg = f"Cannot reach the Hub at {endpoint()} to {what} ({type(exc).__name__}). Check the network or HF_ENDPOINT."
