@@ -90,20 +90,23 @@ def _submitted_responses(
     ]
 
 
-def test_annotator_submits_a_rating_in_the_web_ui(
-    local_server: Any, rating_dataset: dict[str, Any], chromium: Any, tmp_path: Path
-) -> None:
-    annotator = rating_dataset["annotator"]
-    page = chromium.new_page()
+def _annotation_page(page: Any, api_url: str, annotator: dict[str, Any], dataset_id: str) -> Any:
+    """`page` signed in as the annotator, on the dataset's annotation mode."""
     page.set_default_timeout(30_000)
-
-    page.goto(f"{local_server.api_url}/sign-in")
+    page.goto(f"{api_url}/sign-in")
     page.get_by_role("textbox", name="Username").fill(annotator["username"])
     page.get_by_role("textbox", name="Password").fill(annotator["password"])
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/sign-in" not in url)
+    page.goto(f"{api_url}/dataset/{dataset_id}/annotation-mode")
+    return page
 
-    page.goto(f"{local_server.api_url}/dataset/{rating_dataset['id']}/annotation-mode")
+
+def test_annotator_submits_a_rating_in_the_web_ui(
+    local_server: Any, rating_dataset: dict[str, Any], chromium: Any, tmp_path: Path
+) -> None:
+    annotator = rating_dataset["annotator"]
+    page = _annotation_page(chromium.new_page(), local_server.api_url, annotator, rating_dataset["id"])
     question = page.get_by_label("Question: rating_1")
     question.get_by_role("button", name="4", exact=True).click()
     prompt = page.get_by_text(re.compile(r"^Browser prompt \d$")).inner_text().strip()
@@ -181,13 +184,7 @@ def test_template_guidelines_and_labels_read_in_the_web_ui(
     dataset.records.log([rg.Record(id="g1", fields=fields)])
 
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(30_000)
-    page.goto(f"{local_server.api_url}/sign-in")
-    page.get_by_role("textbox", name="Username").fill(annotator["username"])
-    page.get_by_role("textbox", name="Password").fill(annotator["password"])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/sign-in" not in url)
-    page.goto(f"{local_server.api_url}/dataset/{dataset.id}/annotation-mode")
+    page = _annotation_page(page, local_server.api_url, annotator, str(dataset.id))
     page.get_by_text("Guidelines", exact=True).first.click()
     page.locator(".annotation-guidelines h2").first.wait_for()
     page.screenshot(path=str(tmp_path / f"guidelines-{template}.png"), full_page=True)
