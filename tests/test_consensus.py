@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_export_data import frames, label, ranks, ratings, record, suggestion
 
-from campaign import consensus as c
 from campaign.consensus import ConsensusPolicy, consolidate_pairs, consolidate_unpaired, policy_from_mapping
+from campaign.consensus import policy as c
 from campaign.errors import InputError, UsageError
 
 

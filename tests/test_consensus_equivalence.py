@@ -18,14 +18,13 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaign.consensus import (
-    BAD,
+from campaign.consensus import consolidate, consolidate_pairs, consolidate_unpaired
+from campaign.consensus.policy import (
     BELOW_MARGIN,
     BETWEEN_THRESHOLDS,
     CONTRADICTORY,
     DUPLICATE,
     FEWER_THAN_TWO,
-    GOOD,
     IDENTICAL,
     LOW_AGREEMENT,
     MIDDLE_RANK,
@@ -39,11 +38,9 @@ from campaign.consensus import (
     UNRATED,
     ConsensusPolicy,
     Consolidation,
-    consolidate,
-    consolidate_pairs,
-    consolidate_unpaired,
     resolve_min_annotators,
 )
+from campaign.consensus.votes import BAD, GOOD
 from campaign.errors import InputError
 from campaign.templates import TEMPLATE_NAMES as TEMPLATES
 from tests import test_export_data as data

@@ -84,7 +84,7 @@ def consolidate(
 def _pairs(inputs: Inputs, scored: pl.DataFrame, binary: pl.DataFrame) -> Consolidation:
     """Rating and ranking records give a pair each; binary records are paired by prompt (`_pair_binary`)."""
     kept = _with_record(scored.filter(pl.col("reason").is_null()), inputs).with_columns(
-        chosen="chosen_text", rejected="rejected_text", rejected_record_id="record_id", rid_r="rid"
+        chosen="chosen_response", rejected="rejected_response", rejected_record_id="record_id", rid_r="rid"
     )
     pairs, unpaired = _pair_binary(binary.filter(pl.col("reason").is_null()), inputs)
     frame = _finish([kept, pairs], PAIRS_SCHEMA, ["rid", "rid_r"], inputs)
@@ -166,9 +166,9 @@ def _unpaired(
                 "rid",
                 "agreement",
                 label=pl.lit(side == "chosen"),
-                slot=side,
+                slot=f"{side}_slot",
                 score=f"{side}_score",
-                text=f"{side}_text",
+                text=f"{side}_response",
                 model=f"{side}_model",
             )
             for side in ("chosen", "rejected")

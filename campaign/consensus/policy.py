@@ -32,6 +32,13 @@ UNPAIRED = "no_opposite_label_for_prompt"
 CONTRADICTORY = "contradictory_labels"
 DUPLICATE = "duplicate_example"
 
+# Where each example came from and how much its judges agreed (the last columns of both schemas).
+PROVENANCE: dict[str, pl.DataType] = {
+    "n_annotators": pl.Int64(),
+    "agreement": pl.Float64(),
+    "source": pl.String(),
+    "annotators": pl.List(pl.String()),
+}
 PAIRS_SCHEMA: dict[str, pl.DataType] = {
     "prompt": pl.String(),
     "chosen": pl.String(),
@@ -45,10 +52,7 @@ PAIRS_SCHEMA: dict[str, pl.DataType] = {
     "chosen_score": pl.Float64(),
     "rejected_score": pl.Float64(),
     "margin": pl.Float64(),
-    "n_annotators": pl.Int64(),
-    "agreement": pl.Float64(),
-    "source": pl.String(),
-    "annotators": pl.List(pl.String()),
+    **PROVENANCE,
 }
 UNPAIRED_SCHEMA: dict[str, pl.DataType] = {
     "prompt": pl.String(),
@@ -60,10 +64,7 @@ UNPAIRED_SCHEMA: dict[str, pl.DataType] = {
     "round": pl.Int64(),
     "model": pl.String(),
     "score": pl.Float64(),
-    "n_annotators": pl.Int64(),
-    "agreement": pl.Float64(),
-    "source": pl.String(),
-    "annotators": pl.List(pl.String()),
+    **PROVENANCE,
 }
 
 
@@ -73,12 +74,10 @@ class RatingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["mean", "median"] = Field(
-        default="mean", description="How the ratings of one response are combined across annotators."
+        default="mean", description="How a response's ratings are combined."
     )
     min_margin: float = Field(
-        default=1.0,
-        ge=0,
-        description="Minimum score difference between chosen and rejected; ties are always dropped.",
+        default=1.0, ge=0, description="Minimum score difference of chosen over rejected."
     )
 
 
@@ -88,16 +87,9 @@ class RankingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["borda", "mean_rank"] = Field(
-        default="borda",
-        description=(
-            "'borda': mean number of responses ranked strictly worse; 'mean_rank': mean rank (1 = best)."
-        ),
+        default="borda", description="'borda': mean number of responses ranked worse; 'mean_rank': mean rank."
     )
-    min_margin: float = Field(
-        default=0.0,
-        ge=0,
-        description="Minimum score difference between best and worst; ties are always dropped.",
-    )
+    min_margin: float = Field(default=0.0, ge=0, description="Minimum score difference of best over worst.")
 
 
 class BinaryPolicy(BaseModel):
@@ -109,7 +101,7 @@ class BinaryPolicy(BaseModel):
         default="majority", description="'majority' drops ties; 'unanimous' drops any disagreement."
     )
     min_votes: int | None = Field(
-        default=None, ge=1, description="Minimum submitted votes per record; None uses min_annotators."
+        default=None, ge=1, description="Minimum votes per record; None: min_annotators."
     )
 
 
@@ -142,30 +134,25 @@ class ConsensusPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_annotators: int | None = Field(
-        default=None,
-        ge=1,
-        description="Minimum distinct submitting annotators per record; None uses min_submitted.",
+        default=None, ge=1, description="Minimum distinct annotators per record; None: min_submitted."
     )
     agreement_gate: float | None = Field(
         default=None,
         ge=0,
         le=1,
-        description="Drop examples whose per-record agreement (share of annotators agreeing) is below this.",
+        description="Drop examples whose agreement (share of annotators agreeing) is below.",
     )
     exclude_annotators: list[str] = Field(
-        default_factory=list, description="Usernames whose responses are ignored (e.g. flagged as careless)."
+        default_factory=list, description="Usernames whose votes are ignored."
     )
     judge_fallback: bool = Field(
-        default=False,
-        description=(
-            "Use judge suggestions for records without enough human responses (marked source='judge')."
-        ),
+        default=False, description="Judge suggestions decide records short of annotators."
     )
-    rating: RatingPolicy = Field(default_factory=RatingPolicy, description="Policy for the rating template.")
+    rating: RatingPolicy = Field(default_factory=RatingPolicy, description="The rating template's policy.")
     ranking: RankingPolicy = Field(
-        default_factory=RankingPolicy, description="Policy for the ranking template."
+        default_factory=RankingPolicy, description="The ranking template's policy."
     )
-    binary: BinaryPolicy = Field(default_factory=BinaryPolicy, description="Policy for the binary template.")
+    binary: BinaryPolicy = Field(default_factory=BinaryPolicy, description="The binary template's policy.")
     kto: KTOPolicy = Field(default_factory=KTOPolicy, description="Rating thresholds for KTO labels.")
 
     def with_overrides(

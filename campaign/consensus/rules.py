@@ -98,8 +98,7 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
     min_margin, when both texts are the same, or below the agreement gate. Agreement is the share of the
     annotators who judged both responses that preferred the chosen one.
 
-    Columns: rid, template, reason, chosen, rejected, chosen_score, rejected_score, margin, agreement, and
-    chosen_/rejected_ text and model.
+    Columns: rid, template, reason, margin, agreement, and chosen_ and rejected_ slot, score, response, model.
     """
     templates = ("rating", "ranking")
     judged = inputs.records.filter(pl.col("source").is_not_null() & pl.col("template").is_in(templates))
@@ -124,17 +123,12 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
         .join(inputs.slots, on=["rid", "slot"])
         .sort(["rid", "key", "slot"], descending=[False, True, False])
     )
+    sides = pl.col("slot", "score", "response", "model")
     best = ordered.group_by("rid", maintain_order=True).agg(
+        sides.first().name.prefix("chosen_"),
+        sides.last().name.prefix("rejected_"),
         n=pl.len(),
-        chosen=pl.col("slot").first(),
-        rejected=pl.col("slot").last(),
-        chosen_score=pl.col("score").first(),
-        rejected_score=pl.col("score").last(),
         margin=pl.col("key").first() - pl.col("key").last(),
-        chosen_text=pl.col("response").first(),
-        rejected_text=pl.col("response").last(),
-        chosen_model=pl.col("model").first(),
-        rejected_model=pl.col("model").last(),
     )
     decided = judged.select("rid", "template", "source").join(best, on="rid", how="left")
     rating_template = pl.col("template") == "rating"
@@ -146,7 +140,7 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
         .then(pl.lit(TIE))
         .when(pl.col("margin") < min_margin)
         .then(pl.lit(BELOW_MARGIN))
-        .when(stripped("chosen_text") == stripped("rejected_text"))
+        .when(stripped("chosen_response") == stripped("rejected_response"))
         .then(pl.lit(IDENTICAL))
     )
     decided = decided.with_columns(reason=reason)
@@ -163,7 +157,7 @@ def _agreement(decided: pl.DataFrame, votes: pl.DataFrame) -> pl.DataFrame:
     def on(slot: str) -> pl.DataFrame:
         return better.join(pairs.select("rid", slot=slot), on=["rid", "slot"], how="semi")
 
-    both = on("chosen").join(on("rejected"), on=["rid", "voter"], suffix="_r")
+    both = on("chosen_slot").join(on("rejected_slot"), on=["rid", "voter"], suffix="_r")
     preferred = (pl.col("better") > pl.col("better_r")).sum()
     return both.group_by("rid").agg(agreement=preferred / pl.len())
 
