@@ -253,7 +253,7 @@ def test_commands_reading_a_refused_snapshot_say_what_to_run(tmp_path):
     other = save_snapshot(tmp_path / "other", rating_campaign(4))
     folder = save_snapshot(directory, rating_campaign(2))
     shutil.copy(other / "responses.parquet", folder / "responses.parquet")
-    for args in (["status", "--no-sync"], ["export", "--out", str(tmp_path / "out")]):
+    for args in (["status", "--no-sync"], ["export", "--out", str(tmp_path / "out"), "--no-sync"]):
         result = runner.invoke(cli, [*args, "--campaign", str(directory)])
         assert result.exit_code == 1, (args, result.output, result.stderr)
         assert "inconsistent" in result.stderr and "Run 'campaign status' to sync again." in result.stderr
