@@ -25,7 +25,7 @@ from campaign.consensus.rules import (
     chosen_and_rejected,
     rating_labels,
     rating_scores,
-    repeated_example,
+    repeated_examples,
     stripped,
 )
 from campaign.consensus.votes import Inputs, read_inputs
@@ -149,7 +149,7 @@ def _unpaired(
 ) -> Consolidation:
     """Binary records give one example; rating records one per labelled response; ranking records two (the
     chosen response True, the rejected False), the responses between them are dropped as middle_rank; then
-    an example repeating another is dropped (`repeated_example`)."""
+    an example repeating another is dropped (`repeated_examples`)."""
     units = pl.when(pl.col("template") == "binary").then(1).otherwise(pl.col("n_slots"))
     total = int(inputs.records.select(units.sum()).item() or 0)
     kept = pl.col("reason").is_null()
@@ -175,7 +175,7 @@ def _unpaired(
         ),
     ]
     parts = [_with_record(part, inputs).with_columns(completion="text") for part in rows]
-    frame = _finish(parts, UNPAIRED_SCHEMA, ["rid", "slot"], inputs).with_columns(reason=repeated_example())
+    frame = repeated_examples(_finish(parts, UNPAIRED_SCHEMA, ["rid", "slot"], inputs))
     dropped = _counts(
         inputs.records.select("reason", weight=units),
         binary.select("reason", weight=pl.lit(1)),

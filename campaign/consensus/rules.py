@@ -234,18 +234,16 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) 
     return _gated(decided, policy).select(*columns, text="response")
 
 
-def repeated_example() -> pl.Expr:
-    """Why a KTO example is dropped for repeating another, over the examples in the exports' order.
+def repeated_examples(examples: pl.DataFrame) -> pl.DataFrame:
+    """KTO `examples`, in the exports' order, with `reason`: why each is dropped for repeating another.
 
     Examples with the same prompt and the same completion (compared stripped, as identical responses are)
     say nothing when their labels differ: all of them are dropped as contradictory_labels. When their labels
     agree, the first is kept and the others are dropped as duplicate_example. So an export never holds one
     (prompt, completion) twice or with both labels.
     """
-    same = [pl.col("prompt"), stripped("completion")]
-    return (
-        pl.when(pl.col("label").n_unique().over(same) > 1)
-        .then(pl.lit(CONTRADICTORY))
-        .when(pl.int_range(pl.len()).over(same) > 0)
-        .then(pl.lit(DUPLICATE))
-    )
+    same = ["prompt", "text"]
+    labels_differ = pl.len().over(same) != pl.len().over(*same, "label")
+    later = ~pl.struct(same).is_first_distinct()
+    reason = pl.when(labels_differ).then(pl.lit(CONTRADICTORY)).when(later).then(pl.lit(DUPLICATE))
+    return examples.with_columns(text=stripped("completion")).with_columns(reason=reason).drop("text")
