@@ -78,14 +78,17 @@ def scores(votes: pl.DataFrame, column: str, method: str, *extra: pl.Expr) -> pl
 
 
 def rating_scores(inputs: Inputs, policy: ConsensusPolicy) -> pl.DataFrame:
-    """rid, slot, score, n, n_high, n_low of each rated response of a rating record: its score, its number
-    of ratings, and how many of them are at least kto.desirable_min or at most kto.undesirable_max."""
+    """Each response of the judged rating records (rid, slot, response, model, source) with its score, its
+    number of ratings n, and how many of them are at least kto.desirable_min (n_high) or at most
+    kto.undesirable_max (n_low); all null when it has no rating."""
+    judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "rating"))
     votes, value = inputs.votes.filter(pl.col("template") == "rating"), pl.col("value")
     high, low = (value >= policy.kto.desirable_min).sum(), (value <= policy.kto.undesirable_max).sum()
     rated = scores(
         votes, "value", policy.rating.method, pl.len().alias("n"), high.alias("n_high"), low.alias("n_low")
     )
-    return rated
+    responses = inputs.slots.join(judged.select("rid", "source"), on="rid", how="inner")
+    return responses.join(rated, on=["rid", "slot"], how="left")
 
 
 def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) -> pl.DataFrame:
@@ -118,11 +121,13 @@ def chosen_and_rejected(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataF
         ranking = ranking.with_columns(better=-pl.col("value"))
         ranking_scores = scores(ranking, "value", "mean").with_columns(key=-pl.col("score"))
     # The scored responses of each record, best first, with their texts (a score on another slot is ignored).
-    ordered = (
-        pl.concat([rated.select("rid", "slot", "score", key="score"), ranking_scores])
-        .join(inputs.slots, on=["rid", "slot"])
-        .sort(["rid", "key", "slot"], descending=[False, True, False])
-    )
+    columns = ["rid", "slot", "score", "response", "model"]
+    ordered = pl.concat(
+        [
+            rated.filter(pl.col("score").is_not_null()).select(*columns, key="score"),
+            ranking_scores.join(inputs.slots, on=["rid", "slot"]).select(*columns, "key"),
+        ]
+    ).sort(["rid", "key", "slot"], descending=[False, True, False])
     sides = pl.col("slot", "score", "response", "model")
     best = ordered.group_by("rid", maintain_order=True).agg(
         sides.first().name.prefix("chosen_"),
@@ -212,7 +217,6 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) 
 
     Columns: rid, slot, reason, label, score, agreement, text, model.
     """
-    judged = inputs.records.filter(pl.col("source").is_not_null() & (pl.col("template") == "rating"))
     high, low = policy.kto.desirable_min, policy.kto.undesirable_max
     score, label, n = pl.col("score"), pl.col("label"), pl.col("n")
     reason = (
@@ -224,12 +228,9 @@ def rating_labels(inputs: Inputs, policy: ConsensusPolicy, rated: pl.DataFrame) 
         .then(pl.lit(UNRATED))
     )
     on_side = pl.when(label).then(pl.col("n_high") / n).otherwise(pl.col("n_low") / n)
-    decided = (
-        inputs.slots.join(judged.select("rid", "source"), on="rid", how="inner")
-        .join(rated, on=["rid", "slot"], how="left")
-        .with_columns(label=pl.when(score >= high).then(True).when(score <= low).then(False))
-        .with_columns(reason=reason, agreement=pl.when(pl.col("source") == "human").then(on_side))
-    )
+    decided = rated.with_columns(
+        label=pl.when(score >= high).then(True).when(score <= low).then(False)
+    ).with_columns(reason=reason, agreement=pl.when(pl.col("source") == "human").then(on_side))
     columns = ["rid", "slot", "reason", "label", "score", "agreement", "model"]
     return _gated(decided, policy).select(*columns, text="response")
 
