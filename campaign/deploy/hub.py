@@ -30,7 +30,6 @@ def hub_token(token: str | None = None) -> str:
 @contextmanager
 def hub_errors(what: str) -> Iterator[None]:
     """Turn huggingface_hub and network errors raised while doing `what` into one HubError line."""
-    import requests
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     try:
@@ -54,6 +53,12 @@ def hub_errors(what: str) -> Iterator[None]:
         else:
             msg = f"Cannot {what}: the Hub answered {status}."
         raise HubError(msg) from None
-    except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as exc:
+    except OSError as exc:
+        # requests' and urllib3's errors are OSErrors too; a local file error is not the network's.
+        network = isinstance(exc, ConnectionError | TimeoutError) or type(exc).__module__.startswith(
+            ("requests", "urllib3")
+        )
+        if not network:
+            raise
         msg = f"Cannot reach the Hub at {endpoint()} to {what} ({type(exc).__name__}). Check the network or HF_ENDPOINT."
         raise HubError(msg) from None

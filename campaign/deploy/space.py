@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from campaign.config import SPACE_FILENAME, default_home, write_private_json
 from campaign.deploy.hub import endpoint, hub_errors, hub_token
-from campaign.errors import HubError, UsageError
+from campaign.errors import CampaignError, HubError, UsageError
 from campaign.server.control.foreground import (
     ENV_OWNER_API_KEY,
     ENV_OWNER_PASSWORD,
@@ -339,7 +339,7 @@ def _wait_healthy(
     api: HfApi, options: SpaceOptions, api_key: str, *, timeout: float, progress: Callable[[str], None]
 ) -> None:
     """Poll the Space's stage, then its API, until the owner's key works."""
-    import requests
+    from campaign.client import ArgillaClient
 
     deadline = time.monotonic() + timeout
     last_stage = ""
@@ -357,12 +357,9 @@ def _wait_healthy(
             raise HubError(msg)
         if stage == "RUNNING":
             try:
-                answer = requests.get(
-                    f"{options.url}/api/v1/me", headers={"X-Argilla-Api-Key": api_key}, timeout=10
-                )
-                if answer.status_code == 200:
-                    return
-            except requests.RequestException:
+                ArgillaClient(options.url, api_key, timeout=10, retries=0).me()
+                return
+            except CampaignError:
                 pass
         time.sleep(5)
     msg = (
