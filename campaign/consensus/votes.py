@@ -108,6 +108,7 @@ def _read_records(records: pl.DataFrame, rounds: Iterable[int] | None) -> tuple[
         msg = f"Record {record_id} has unknown template {template!r}; expected one of {choices}."
         raise InputError(msg)
     _check_prompt_ids(recs)
+    recs = recs.with_columns(pl.col("template").cast(pl.Enum(TEMPLATE_NAMES)))  # compared as numbers
     slots = (
         rows.select("key", pl.col("slot").fill_null(1), pl.col("response").fill_null(""), "model")
         .unique(["key", "slot"], keep="last")
