@@ -278,12 +278,14 @@ def main() -> None:
             f"`build_export` {stages['build']:.2f}s (consensus, TRL columns, validation of every row, "
             f"split), `write_export` {stages['write']:.2f}s (four parquet files, manifest, card). "
             "`--layout scattered` measures the same votes under sequential ids with no record's rows "
-            "together (the records are then sorted by id).",
+            "together.",
             "",
-            "How: the consensus reads the votes once for DPO and KTO, in plain polars: the records are "
-            "numbered, each vote finds its record by a join on the record id, and every rule (scores, "
-            "chosen and rejected responses, pair agreement, labels, the gate) is a group-by or join over "
-            "those numbers (campaign/consensus/rules.py). The TRL columns are validated in a thread while "
+            "How: the consensus reads the votes once for DPO and KTO, in plain polars: each record id is "
+            "cast to a categorical, so every vote finds its record by a join on numbers; the records are "
+            "numbered in the exports' order; and each statistic (a response's rating score, the chosen and "
+            "rejected responses, pair agreement, labels, the gate, repeated KTO examples) is one group-by or "
+            "join over those numbers, made once for both formats (campaign/consensus/rules.py). The TRL "
+            "columns are validated in a thread while "
             "the main thread hashes each exported prompt once (sha256, which defines the split). The four "
             "files are written side by side with pyarrow, as snappy, with dictionaries only for repetitive "
             "columns and no statistics for free text. A fresh process also pays for first touching the memory it "
