@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
+from campaign.config import redact_url
 from campaign.destinations import (
     cannot_write,
     check_file,
@@ -137,7 +137,7 @@ def backup_dataset(
             "backup_id": uuid.uuid4().hex,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "source": {
-                "api_url": _without_credentials(client.api_url),
+                "api_url": redact_url(client.api_url),
                 "workspace": workspace,
                 "dataset": dataset,
                 "dataset_id": dataset_id,
@@ -613,10 +613,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ CREDENTIALS_FILENAME = "credentials.json"
 # Written by `campaign deploy space`: the Space's URL and owner credentials, preferred to the local server's.
 SPACE_FILENAME = "space.json"
 SECRET_KEYS = frozenset({"api_key", "password", "hf_token", "token"})
+URL_KEYS = frozenset({"api_url", "database_url", "redis_url", "url"})
+# What an HTTP header value may carry: visible ASCII. Anything else is a copy-paste accident.
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]+$")
+_SECRET_QUERY = re.compile(r"(?i)(pass|token|key|secret|auth|sig)")
 
 
 def default_home() -> Path:
@@ -101,16 +106,81 @@ class Connection:
 
 
 def redact(name: str, value: str | None) -> str | None:
-    """Hide a secret's value, keeping only whether it is set."""
-    if value is None or name not in SECRET_KEYS:
+    """Hide a secret's value, keeping only whether it is set; URLs keep all but their credentials."""
+    if value is None:
+        return value
+    if name in URL_KEYS:
+        return redact_url(value)
+    if name not in SECRET_KEYS:
         return value
     return "***" if value else ""
 
 
+def redact_url(url: str) -> str:
+    """A URL as it may be shown or stored: user info and secret-looking query values become ***."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def clean_api_key(value: str, source: str) -> str:
+    """An API key without surrounding whitespace, checked to fit an HTTP header; the error never shows it."""
+    key = value.strip()
+    if not key:
+        msg = f"The API key from {source} is empty. Set it to the key shown by 'campaign server start'."
+        raise ConfigError(msg)
+    if not _HEADER_SAFE.match(key):
+        msg = (
+            f"The API key from {source} holds characters an API key cannot have (spaces, control or "
+            "non-ASCII characters). Copy the key again, without quotes or line breaks."
+        )
+        raise ConfigError(msg)
+    return key
+
+
+def known_secrets(*, home: Path | None = None) -> list[str]:
+    """The secrets this process could leak: API key, HF token, passwords in URLs and the credentials file."""
+    found: list[str] = []
+    for name in (ENV_API_KEY, ENV_HF_TOKEN):
+        if value := os.environ.get(name):
+            found.extend([value, value.strip()])
+    urls = [os.environ.get(ENV_API_URL) or ""]
+    try:
+        creds = json.loads(credentials_path(home).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        creds = {}
+    if isinstance(creds, dict):
+        found.extend(str(creds[k]) for k in SECRET_KEYS if creds.get(k))
+        urls.append(str(creds.get("api_url") or ""))
+    for url in urls:
+        if "@" in url:
+            userinfo = url.split("//", 1)[-1].rsplit("@", 1)[0]
+            found.extend([userinfo, userinfo.partition(":")[2]])
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
+    """`text` with every known secret replaced by ***: the last guard before anything is shown."""
+    for secret in known_secrets() if secrets is None else secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def resolve_connection(*, home: Path | None = None) -> Connection:
     """Find the Argilla to talk to: ARGILLA_API_URL/ARGILLA_API_KEY, else a deployed Space, else the local server."""
-    env_url = os.environ.get(ENV_API_URL)
-    env_key = os.environ.get(ENV_API_KEY)
+    env_url = (os.environ.get(ENV_API_URL) or "").strip() or None
+    env_key = (os.environ.get(ENV_API_KEY) or "").strip() or None
     cred_path = credentials_path(home)
     if (space := cred_path.with_name(SPACE_FILENAME)).exists():
         cred_path = space
@@ -127,7 +197,7 @@ def resolve_connection(*, home: Path | None = None) -> Connection:
     api_key = (
         Setting(env_key, f"env {ENV_API_KEY}")
         if env_key
-        else Setting(creds.get("api_key"), str(cred_path))
+        else Setting((creds.get("api_key") or "").strip() or None, str(cred_path))
         if creds
         else Setting(None, "unset")
     )

@@ -40,12 +40,16 @@ def error_message(exc: Exception, *, resume: str | None = None) -> tuple[str, in
     """The one-line message and the exit code that an error is shown with.
 
     `resume` is added to server and network failures of commands that are safe to run again.
+    Known secrets are scrubbed from every message, whatever raised it.
     """
+    from campaign.config import scrub
+
     if isinstance(exc, CampaignError):
         message = f"{exc} {resume}" if resume and isinstance(exc, ServerError) else str(exc)
-        return message, exc.exit_code
+        return scrub(message), exc.exit_code
     # Anything else is a bug: one line unless debugging.
-    return f"unexpected {type(exc).__name__}: {exc}. Re-run with CAMPAIGN_DEBUG=1 for the traceback.", 1
+    text = f"unexpected {type(exc).__name__}: {exc}. Re-run with CAMPAIGN_DEBUG=1 for the traceback."
+    return scrub(text), 1
 
 
 @contextmanager

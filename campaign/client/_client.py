@@ -18,7 +18,7 @@ from campaign.client.records import (
     record_body,
     stored_record_body,
 )
-from campaign.config import resolve_connection
+from campaign.config import clean_api_key, redact_url, resolve_connection
 from campaign.errors import (
     CampaignError,
     ConfigError,
@@ -81,7 +81,7 @@ class ArgillaClient(Http):
         if self._sdk is None:
             import argilla as rg
 
-            self._sdk = rg.Argilla(api_url=self.api_url, api_key=self._api_key, timeout=int(self.timeout))
+            self._sdk = rg.Argilla(api_url=self._base_url, api_key=self._api_key, timeout=int(self.timeout))
         return self._sdk
 
     # -- users and workspaces ---------------------------------------------------------------------
@@ -170,7 +170,7 @@ class ArgillaClient(Http):
         me = self.request(
             "GET", "/me", headers={**anonymous, "Authorization": f"Bearer {token['access_token']}"}
         )
-        return ArgillaClient(self.api_url, str(me["api_key"]), timeout=self.timeout, retries=self.retries)
+        return ArgillaClient(self._base_url, str(me["api_key"]), timeout=self.timeout, retries=self.retries)
 
     def server_version(self) -> str:
         """The argilla-server version."""
@@ -511,11 +511,11 @@ def connect(*, home: Path | None = None, check: bool = True) -> ArgillaClient:
     assert conn.api_url.value is not None and conn.api_key.value is not None
     if not conn.api_url.value.lower().startswith(("http://", "https://")):
         msg = (
-            f"The Argilla URL {conn.api_url.value!r} (from {conn.api_url.source}) must start with "
+            f"The Argilla URL {redact_url(conn.api_url.value)!r} (from {conn.api_url.source}) must start with "
             "http:// or https://, e.g. http://127.0.0.1:6900."
         )
         raise ConfigError(msg)
-    client = ArgillaClient(conn.api_url.value, conn.api_key.value)
+    client = ArgillaClient(conn.api_url.value, clean_api_key(conn.api_key.value, conn.api_key.source))
     if check:
         client.me()
     return client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from campaign.config import resolve_connection
+from campaign.config import clean_api_key, redact_url, resolve_connection
 from campaign.errors import (
     AuthenticationFailed,
     Conflict,
@@ -27,8 +27,10 @@ class Http:
     """Calls to one Argilla server's `/api/v1` with one API key."""
 
     def __init__(self, api_url: str, api_key: str, *, timeout: float = 60.0, retries: int = 5) -> None:
-        self.api_url = api_url.rstrip("/")
-        self._api_key = api_key
+        self._base_url = api_url.strip().rstrip("/")
+        # api_url is what messages, reports and snapshots show: never the URL's credentials
+        self.api_url = redact_url(self._base_url)
+        self._api_key = clean_api_key(api_key, "the Argilla client")
         self.timeout = timeout
         self.retries = retries
         self._session: requests.Session | None = None
@@ -65,7 +67,7 @@ class Http:
         """
         import requests
 
-        url = f"{self.api_url}/api/v1{path}"
+        url = f"{self._base_url}/api/v1{path}"
         kwargs.setdefault("timeout", self.timeout)
         retried_post = bool(idempotent) and method.upper() == "POST"
         # urllib3 retries idempotent methods only until the response headers arrive; an answer cut off

