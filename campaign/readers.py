@@ -30,7 +30,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CSV_SUFFIXES = (".csv", ".tsv")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_JSONL_PEEK_LINES = 100
 
 SOURCE_HINT = (
     "Pass a Distiset folder, a `datasets` save_to_disk folder, a .parquet/.jsonl/.csv file "
@@ -109,10 +108,20 @@ def open_source(
             return _open_csv(path)
         msg = f"{path}: unsupported file type {suffix or '(none)'!r}. {SOURCE_HINT}"
         raise InputError(msg)
-    if _HUB_ID.match(text) and not text.startswith((".", "/")):
+    if _HUB_ID.match(text) and not _looks_like_path(text):
         return _open_hub(text, config=config, split=split, loader=loader)
-    msg = f"No such file or folder: {text}. {SOURCE_HINT}"
+    msg = f"No such file or folder: {text}. Check the path; {SOURCE_HINT[0].lower()}{SOURCE_HINT[1:]}"
     raise NotFound(msg)
+
+
+def _looks_like_path(text: str) -> bool:
+    """A source that names a local file: a data file extension, a leading . ~ or /, or an existing parent."""
+    if text.startswith((".", "~", os.sep)) or "\\" in text:
+        return True
+    path = Path(text)
+    if path.suffix.lower() in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES, *CSV_SUFFIXES, ".arrow", ".gz", ".txt"):
+        return True
+    return path.parent != Path(".") and path.parent.is_dir()
 
 
 def rows_source(rows: Sequence[Row], *, name: str = "rows") -> SourceReader:
@@ -206,12 +215,20 @@ def _open_saved_dataset(path: Path, *, name: str) -> SourceReader:
 def _arrow_schema(file: Path) -> pa.Schema:
     import pyarrow as pa
 
-    with pa.memory_map(str(file)) as source:
-        try:
-            return pa.ipc.open_stream(source).schema
-        except pa.ArrowInvalid:
-            source.seek(0)
-            return pa.ipc.open_file(source).schema
+    try:
+        with pa.memory_map(str(file)) as source:
+            try:
+                return pa.ipc.open_stream(source).schema
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_file(source).schema
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable_arrow(file, exc) from exc
+
+
+def _unreadable_arrow(file: Path, exc: Exception) -> InputError:
+    msg = f"{file} is not a readable Arrow file ({exc}). Re-save the dataset with save_to_disk."
+    return InputError(msg)
 
 
 def _arrow_file_batches(
@@ -221,16 +238,22 @@ def _arrow_file_batches(
 
     def record_batches() -> Iterator[pa.RecordBatch]:
         for file in files:
-            # memory-mapped: only the batch being converted is paged in
-            with pa.memory_map(str(file)) as source:
-                try:
-                    stream: Iterable[pa.RecordBatch] = pa.ipc.open_stream(source)
-                except pa.ArrowInvalid:
-                    source.seek(0)
-                    ipc_file = pa.ipc.open_file(source)
-                    stream = (ipc_file.get_batch(i) for i in range(ipc_file.num_record_batches))
-                for batch in stream:
-                    yield batch.select(list(columns)) if columns is not None else batch
+            try:
+                yield from file_batches(file)
+            except (OSError, pa.ArrowException) as exc:
+                raise _unreadable_arrow(file, exc) from exc
+
+    def file_batches(file: Path) -> Iterator[pa.RecordBatch]:
+        # memory-mapped: only the batch being converted is paged in
+        with pa.memory_map(str(file)) as source:
+            try:
+                stream: Iterable[pa.RecordBatch] = pa.ipc.open_stream(source)
+            except pa.ArrowInvalid:
+                source.seek(0)
+                ipc_file = pa.ipc.open_file(source)
+                stream = (ipc_file.get_batch(i) for i in range(ipc_file.num_record_batches))
+            for batch in stream:
+                yield batch.select(list(columns)) if columns is not None else batch
 
     return _rebatch_arrow(record_batches(), batch_size)
 
@@ -272,8 +295,12 @@ def _open_parquet(files: Sequence[Path], *, name: str) -> SourceReader:
     def open_batches(batch_size: int, columns: Sequence[str] | None) -> Iterator[list[Row]]:
         def record_batches() -> Iterator[pa.RecordBatch]:
             for file in files:
-                parquet = pq.ParquetFile(file)
-                yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+                try:
+                    parquet = pq.ParquetFile(file)
+                    yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+                except (OSError, pa.ArrowException) as exc:
+                    msg = f"{file} is not a readable parquet file ({exc}). Write it again."
+                    raise InputError(msg) from exc
 
         return _rebatch_arrow(record_batches(), batch_size)
 
@@ -291,8 +318,15 @@ def _open_csv(path: Path) -> SourceReader:
     try:
         header = pacsv.open_csv(path, parse_options=parse).schema.names
     except (OSError, pa.ArrowException) as exc:
-        msg = f"{path} is not a readable CSV file ({exc})."
+        msg = f"{path} is not a readable CSV file ({exc}). Save it as UTF-8 CSV with a header row."
         raise InputError(msg) from exc
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        msg = (
+            f"{path}: the header names column {', '.join(map(repr, duplicated))} more than once. "
+            "Rename or drop the duplicate column."
+        )
+        raise InputError(msg)
     # Every column is read as text: type inference on the first block breaks on later blocks,
     # and list columns in CSV are JSON strings that the seeder decodes.
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False)
@@ -303,13 +337,14 @@ def _open_csv(path: Path) -> SourceReader:
             strings_can_be_null=False,
             include_columns=list(columns) if columns is not None else None,
         )
-        reader = pacsv.open_csv(path, parse_options=parse, convert_options=options)
 
         def record_batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield from reader
+                # open_csv reads the first block already: its errors are the file's too
+                yield from pacsv.open_csv(path, parse_options=parse, convert_options=options)
             except pa.ArrowInvalid as exc:
-                msg = f"{path}: malformed CSV ({exc})."
+                hint = " Save it as UTF-8." if "UTF8" in str(exc) else ""
+                msg = f"{path}: malformed CSV ({exc}).{hint}"
                 raise InputError(msg) from exc
 
         return _rebatch_arrow(record_batches(), batch_size)
@@ -319,33 +354,51 @@ def _open_csv(path: Path) -> SourceReader:
 
 
 def _open_jsonl(path: Path) -> SourceReader:
+    # Columns come from every row: a column that first appears late (ratings, models) is still seen.
     columns: dict[str, None] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if number == 1 and line.lstrip().startswith("["):
-                msg = f"{path} is a JSON array, which cannot be streamed; convert it to JSON Lines."
-                raise InputError(msg)
-            if not line.strip():
-                continue
-            columns.update(dict.fromkeys(_json_row(line, path, number)))
-            if number >= _JSONL_PEEK_LINES:
-                break
+    for row in _jsonl_rows(path, check_array=True):
+        columns.update(dict.fromkeys(row))
     if not columns:
         msg = f"{path} has no rows with columns: write one JSON object per line."
         raise InputError(msg)
 
     def open_batches(batch_size: int, wanted: Sequence[str] | None) -> Iterator[list[Row]]:
-        def rows() -> Iterator[Row]:
-            with path.open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    row = _json_row(line, path, number)
-                    yield {c: row.get(c) for c in wanted} if wanted is not None else row
-
-        return _rebatch_rows(rows(), batch_size)
+        rows = _jsonl_rows(path)
+        if wanted is not None:
+            rows = ({c: row.get(c) for c in wanted} for row in rows)
+        return _rebatch_rows(rows, batch_size)
 
     return SourceReader(name=str(path), kind="jsonl", columns=tuple(columns), _open=open_batches)
+
+
+def _jsonl_rows(path: Path, *, check_array: bool = False) -> Iterator[Row]:
+    """The objects of a JSON Lines file (UTF-8, with or without a BOM), each error naming its line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                msg = (
+                    f"{path} line {number}: not UTF-8 text ({exc.reason} at byte {exc.start}). "
+                    "Save the file as UTF-8."
+                )
+                raise InputError(msg) from exc
+            if not line.strip():
+                continue
+            if check_array and number == 1 and line.lstrip().startswith("["):
+                _refuse_array_file(line, path)
+            yield _json_row(line, path, number)
+
+
+def _refuse_array_file(first_line: str, path: Path) -> None:
+    """A file that opens a JSON array (over several lines, or of objects on one line) is not JSON Lines."""
+    try:
+        value = json.loads(first_line)
+    except (ValueError, RecursionError):
+        value = None  # an array spread over several lines
+    if value is None or (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        msg = f"{path} is a JSON array, which cannot be streamed; convert it to JSON Lines."
+        raise InputError(msg)
 
 
 def _json_row(line: str, path: Path, number: int) -> Row:
@@ -353,6 +406,9 @@ def _json_row(line: str, path: Path, number: int) -> Row:
         row = json.loads(line)
     except ValueError as exc:
         msg = f"{path} line {number}: invalid JSON ({exc})."
+        raise InputError(msg) from exc
+    except RecursionError as exc:
+        msg = f"{path} line {number}: JSON nested too deeply to read. Flatten the row."
         raise InputError(msg) from exc
     if not isinstance(row, dict):
         msg = f"{path} line {number}: expected a JSON object, got {type(row).__name__}."
@@ -384,8 +440,12 @@ def _open_hub(
             # datasets raises ValueError for a missing/unknown config or split, listing the valid ones
             msg = f"Hub dataset {repo_id!r}: {exc} Choose with --config NAME."
             raise UsageError(msg) from exc
-        except ConnectionError as exc:
-            msg = f"Could not reach the Hub for {repo_id!r} ({exc}). Check the network, or download it first."
+        except OSError as exc:
+            # requests' and huggingface_hub's connection errors are OSErrors, not ConnectionError
+            msg = (
+                f"Could not reach the Hub for {repo_id!r} ({type(exc).__name__}). "
+                "Check the network and HF_ENDPOINT, or download the dataset first."
+            )
             raise InputError(msg) from exc
 
     dataset = load()

@@ -165,9 +165,9 @@ def test_jsonl_bad_line_cites_the_line(tmp_path: Path) -> None:
         open_source(path)  # the first lines are read to learn the columns
     late = tmp_path / "late.jsonl"
     late.write_text('{"prompt": "a"}\n' * 150 + "[1, 2]\n", encoding="utf-8")
-    reader = open_source(late)
+    # every line is read to learn the columns, so a bad late line fails at open
     with pytest.raises(InputError, match="line 151: expected a JSON object"):
-        all_rows(reader, batch_size=100)
+        all_rows(open_source(late), batch_size=100)
 
 
 def test_json_array_is_refused_with_a_hint(tmp_path: Path) -> None:
@@ -298,3 +298,116 @@ def test_large_parquet_streams_in_bounded_batches(tmp_path: Path) -> None:
     assert largest == 1_000
     # arrow holds about one row group at a time, never the whole file (~5 MB of text)
     assert peak < 4_000_000
+
+
+# bad inputs: one clear error, or rows read as the user meant ------------------------------------
+
+
+def test_jsonl_columns_that_first_appear_late_are_seen(tmp_path: Path) -> None:
+    rows = [{"instruction": f"p{i}", "generations": ["a", "b"]} for i in range(250)]
+    for row in rows[150:]:
+        row.update(ratings=[4, 5], generation_models=["m1", "m2"])
+    path = tmp_path / "late.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    reader = open_source(path)
+    assert set(reader.columns) == {"instruction", "generations", "ratings", "generation_models"}
+    read = all_rows(reader, batch_size=100, columns=["instruction", "ratings"])
+    assert read[200] == {"instruction": "p200", "ratings": [4, 5]}
+    assert read[0] == {"instruction": "p0", "ratings": None}
+
+
+def test_a_utf8_bom_is_accepted_in_jsonl_as_in_csv(tmp_path: Path) -> None:
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS[0]).encode() + b"\n")
+    csv = tmp_path / "bom.csv"
+    csv.write_bytes(b'\xef\xbb\xbfinstruction,generations\np,"[""a"",""b""]"\n')
+    assert all_rows(open_source(jsonl))[0]["instruction"] == "prompt 0"
+    assert open_source(csv).columns == ("instruction", "generations")
+
+
+def test_a_latin1_jsonl_names_the_line_and_the_remedy(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    lines = [
+        json.dumps(ROWS[0]),
+        json.dumps({"instruction": "café", "generations": ["a", "b"]}, ensure_ascii=False),
+    ]
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1.jsonl line 2: not UTF-8 text.*Save the file as UTF-8"):
+        open_source(path)
+
+
+def test_deeply_nested_json_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"instruction": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="line 1: JSON nested too deeply"):
+        open_source(path)
+
+
+def test_a_line_holding_an_array_is_not_called_an_array_file(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('["a", "b"]\n' + json.dumps(ROWS[0]) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="line 1: expected a JSON object, got list"):
+        open_source(path)
+    one_line_array = tmp_path / "array.jsonl"
+    one_line_array.write_text(json.dumps(ROWS[:2]) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="is a JSON array"):
+        open_source(one_line_array)
+
+
+def test_a_corrupt_arrow_file_in_a_datasets_folder(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "ds"))
+    arrow = next((tmp_path / "ds").glob("*.arrow"))
+    arrow.write_bytes(b"not arrow at all" * 10)
+    with pytest.raises(InputError, match=r"\.arrow is not a readable Arrow file.*save_to_disk"):
+        open_source(tmp_path / "ds")
+
+
+def test_an_arrow_file_cut_short_fails_while_reading(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    Dataset.from_list(ROWS * 300).save_to_disk(str(tmp_path / "ds"))
+    arrow = next((tmp_path / "ds").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    with pytest.raises(InputError, match="not a readable Arrow file"):
+        all_rows(open_source(tmp_path / "ds"), batch_size=100)
+
+
+def test_a_csv_with_a_duplicated_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("instruction,generations,instruction\np,x,q\n", encoding="utf-8")
+    with pytest.raises(InputError, match="names column 'instruction' more than once"):
+        open_source(path)
+
+
+@pytest.mark.parametrize("source", ["data/rows.jsonl", "./nothere", "~/nothere/x", "tsets/train.parquet"])
+def test_a_mistyped_local_path_is_no_such_file_not_a_hub_id(source: str, tmp_path: Path) -> None:
+    def hub(repo_id: str, **kwargs: Any) -> Any:
+        raise AssertionError(f"{repo_id} was looked up on the Hub")
+
+    with pytest.raises(NotFound, match="No such file or folder"):
+        open_source(source, loader=hub)
+
+
+def test_a_missing_file_in_an_existing_folder_is_no_such_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def hub(repo_id: str, **kwargs: Any) -> Any:
+        raise AssertionError(f"{repo_id} was looked up on the Hub")
+
+    with pytest.raises(NotFound, match="No such file or folder: data/train"):
+        open_source("data/train", loader=hub)
+
+
+def test_an_unreachable_hub_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests
+
+    def unreachable(repo_id: str, **kwargs: Any) -> Any:
+        raise requests.ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=9): refused")
+
+    with pytest.raises(InputError, match=r"Could not reach the Hub for 'someone/data'.*HF_ENDPOINT"):
+        open_source("someone/data", loader=unreachable)
