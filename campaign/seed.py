@@ -19,13 +19,14 @@ import hashlib
 import heapq
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from campaign.client.records import QuestionIndex, RecordCompletion, RecordPayload, SuggestionPayload
-from campaign.errors import InputError, UsageError
+from campaign.errors import Conflict, InputError, UsageError
 from campaign.readers import DEFAULT_BATCH_SIZE, SourceReader, open_source, rows_source
 from campaign.templates import TEMPLATE_NAMES as TEMPLATES
 
@@ -87,6 +88,9 @@ TOO_LONG = "text too long"
 DUPLICATE_PROMPT = "duplicate prompt"
 DUPLICATE_COMPLETION = "duplicate completion"
 IDENTICAL_RESPONSES = "identical responses"  # equal after whitespace normalisation; skipped by option
+INVALID_TEXT = "invalid text"
+_SLOT_SUFFIX = re.compile(r"_\d+$")
+MODELS_LENGTH = "models do not match responses"
 # Reasons a kept row gets no judge suggestion.
 RATING_NONE = "judge rating is None"
 RATING_OUT_OF_RANGE = "judge rating out of range"
@@ -526,6 +530,7 @@ class RecordPlan(Iterator[list[RecordPayload]]):
             raise _Skip(EMPTY_PROMPT, f"column {mapping.prompt!r} is empty")
         if not isinstance(prompt, str):
             raise _Skip(WRONG_TYPE, f"column {mapping.prompt!r} holds {type(prompt).__name__}, not text")
+        _check_encodable(prompt, "the prompt")
         if len(prompt) > options.max_chars:
             raise _Skip(TOO_LONG, f"prompt has {len(prompt)} characters, the limit is {options.max_chars}")
         responses = _gather(raw, mapping.responses, what="responses")
@@ -534,6 +539,7 @@ class RecordPlan(Iterator[list[RecordPayload]]):
                 raise _Skip(EMPTY_RESPONSE, f"response {position} (0-based) is empty")
             if not isinstance(response, str):
                 raise _Skip(WRONG_TYPE, f"response {position} holds {type(response).__name__}, not text")
+            _check_encodable(response, f"response {position}")
             if len(response) > options.max_chars:
                 detail = (
                     f"response {position} has {len(response)} characters, the limit is {options.max_chars}"
@@ -555,6 +561,11 @@ class RecordPlan(Iterator[list[RecordPayload]]):
         if found:
             if len(found) == 1 and len(responses) > 1:
                 found = found * len(responses)
+            if len(found) != len(responses):
+                detail = (
+                    f"{len(found)} models for {len(responses)} responses in {', '.join(mapping.models)!r}"
+                )
+                raise _Skip(MODELS_LENGTH, detail)
             models = [m if isinstance(m, str) and m.strip() else None for m in found]
         elif mapping.responses == ("targets",):
             models = [HUMAN_MODEL] * len(responses)  # Aya rows: the targets are human answers
@@ -580,8 +591,12 @@ class RecordPlan(Iterator[list[RecordPayload]]):
         """Valid ratings per response (None where unusable); None when there is no ratings column."""
         if not mapping.ratings:
             return None
-        value = _decode_list(raw.get(mapping.ratings), mapping.ratings)
         count = len(row.responses)
+        try:
+            value = _decode_list(raw.get(mapping.ratings), mapping.ratings)
+        except _Skip as skip:
+            self._no_suggestion(reader, number, RATINGS_WRONG_TYPE, skip.detail)
+            return [None] * count
         if value is None:
             self._no_suggestion(reader, number, RATING_NONE, f"column {mapping.ratings!r} is empty")
             return [None] * count
@@ -713,8 +728,9 @@ def _decode_list(value: Any, column: str) -> Any:
     if column in _LIST_COLUMNS and isinstance(value, str) and value.lstrip().startswith("["):
         try:
             return json.loads(value)
-        except ValueError:
-            return value
+        except (ValueError, RecursionError) as exc:
+            detail = f"column {column!r} holds a broken JSON list ({str(exc)[:80]})"
+            raise _Skip(WRONG_TYPE, detail) from None
     return value
 
 
@@ -735,6 +751,15 @@ def _first_repeat(responses: Sequence[str]) -> tuple[int, int] | None:
 
 def _identical_detail(earlier: int, later: int) -> str:
     return f"responses {earlier} and {later} (0-based) are identical after whitespace normalisation"
+
+
+def _check_encodable(text: str, what: str) -> None:
+    """Refuse text that cannot be stored as UTF-8 (a lone surrogate from a broken \\ud800 escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        detail = f"{what} holds a lone surrogate {text[exc.start]!r} at character {exc.start}"
+        raise _Skip(INVALID_TEXT, detail) from None
 
 
 def _preview(text: str, width: int = 40) -> str:
@@ -829,7 +854,9 @@ def write_plan(
     check_existing = int(client.dataset_progress(dataset_id).get("total", 0)) > 0
     # Two requests in flight: the server writes one batch while the next is planned and checked.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in plan:
+        for number, batch in enumerate(plan):
+            if number == 0:
+                check_dataset_fits(client, dataset_id, batch, questions)
             ids = [p.id for p in batch]
             present = client.existing_records(dataset_id, ids) if check_existing else {}
             fresh = [p for p in batch if p.id not in present]
@@ -881,6 +908,35 @@ def completion_of(
         metadata=metadata | added,
         suggestions=missing,
     )
+
+
+def check_dataset_fits(
+    client: ArgillaClient, dataset_id: str, batch: Sequence[RecordPayload], questions: QuestionIndex
+) -> None:
+    """Refuse records whose fields or questions the dataset lacks: campaign.yaml changed after create."""
+    fields = client.settings_items(dataset_id, "fields")
+    names = {str(f["name"]) for f in fields}
+    wanted = {name for payload in batch for name in payload.fields}
+    asked = {s.question for payload in batch for s in payload.suggestions}
+    missing = sorted((wanted - names) | (asked - set(questions.ids)))
+    unsent = sorted({str(f["name"]) for f in fields if f.get("required")} - wanted)
+    if not missing and not unsent:
+        return
+    slotted = {_SLOT_SUFFIX.sub("", name) for name in wanted if _SLOT_SUFFIX.search(name)}
+
+    def responses(field_names: Iterable[str]) -> int:
+        slots = [n for n in field_names if _SLOT_SUFFIX.search(n) and _SLOT_SUFFIX.sub("", n) in slotted]
+        return max(len(slots) // max(len(slotted), 1), 1)
+
+    differs = ", ".join(
+        [*(f"{n} (not in the dataset)" for n in missing), *(f"{n} (not sent)" for n in unsent)]
+    )
+    msg = (
+        f"The dataset has {responses(names)} responses per record, campaign.yaml says "
+        f"{responses(wanted)}: campaign.yaml changed since 'campaign create' ({differs}). "
+        "Run 'campaign create' to see the difference, or restore campaign.yaml."
+    )
+    raise Conflict(msg)
 
 
 def _count(outcome: SeedOutcome, written: tuple[int, int]) -> None:

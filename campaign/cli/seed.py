@@ -114,7 +114,7 @@ def seed(
         options = SeedOptions(
             template=seed_kind(campaign),
             responses=campaign.responses,
-            round=round_ or campaign.round,
+            round=campaign.round if round_ is None else round_,
             source_name=source_name,
             language=campaign.language,
             mapping=mapping,
