@@ -280,6 +280,11 @@ def read_long(
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         msg = f"{path}: cannot read as {kind}: {first_line}"
+        if "supertype" in first_line:
+            msg = (
+                f"{path}: a column mixes lists or objects with plain values ({first_line}); "
+                "each row needs one number or label per column."
+            )
         raise InputError(msg) from exc
     if frame.height == 0:
         msg = f"{path}: the file has no rows; it needs one row per (unit, annotator, value)."
@@ -312,7 +317,7 @@ def parse_values(values: pl.Series, *, level: Level) -> pl.Series:
         return values.cast(pl.Float64)
     if dtype.is_numeric():
         numeric = values.cast(pl.Float64)
-        return numeric.fill_nan(None) if dtype.is_float() else numeric
+        return _finite(numeric.fill_nan(None) if dtype.is_float() else numeric, values)
     if dtype == pl.Boolean:
         return values.cast(pl.String) if level == "nominal" else values.cast(pl.Float64)
     if dtype not in (pl.String, pl.Categorical, pl.Enum):
@@ -323,7 +328,7 @@ def parse_values(values: pl.Series, *, level: Level) -> pl.Series:
     numeric = text.cast(pl.Float64, strict=False).fill_nan(None)
     bad = text.is_not_null() & numeric.is_null()
     if not bad.any():
-        return numeric.alias(values.name)
+        return _finite(numeric, text.alias(values.name)).alias(values.name)
     if level == "nominal":
         return text.alias(values.name)
     row = int(bad.arg_true()[0])
@@ -332,6 +337,19 @@ def parse_values(values: pl.Series, *, level: Level) -> pl.Series:
         f"--level {level} needs numbers. Use --level nominal for labels."
     )
     raise InputError(msg)
+
+
+def _finite(numeric: pl.Series, shown: pl.Series) -> pl.Series:
+    """Numbers with no infinity: an infinite rating is a data error, not a value to average."""
+    infinite = numeric.is_infinite().fill_null(False)
+    if infinite.any():
+        row = int(infinite.arg_true()[0])
+        msg = (
+            f"column {shown.name!r} has an infinite value {shown[row]!r} (row {row + 1}); "
+            "agreement needs finite numbers. Fix or remove that row."
+        )
+        raise InputError(msg)
+    return numeric
 
 
 @dataclass(frozen=True)

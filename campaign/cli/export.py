@@ -28,7 +28,11 @@ METHODS = ("mean", "median", "borda", "mean_rank", "majority", "unanimous")
     "--out", type=click.Path(path_type=Path, file_okay=False), help="Folder to write the export to."
 )
 @click.option(
-    "--round", "round_numbers", type=int, multiple=True, help="Export only this round (repeatable)."
+    "--round",
+    "round_numbers",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Export only this round (repeatable); rounds start at 1.",
 )
 @click.option("--rounds", type=click.Choice(["all"]), help="Export every round (the default).")
 @click.option("--chat", is_flag=True, help="Conversational format: lists of {role, content} messages.")

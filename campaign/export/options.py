@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from campaign.consensus.policy import ConsensusPolicy
+from campaign.consensus.policy import METHOD_SECTIONS, ConsensusPolicy
 from campaign.errors import UsageError
 from campaign.export.formats import FORMATS, AnnotatorMode, check_format
 from campaign.export.splits import check_test_size
@@ -71,6 +71,10 @@ class ExportOptions:
         Without a campaign.yaml (`campaign` None) the defaults apply.
         """
         policy = campaign.consensus if campaign else ConsensusPolicy()
+        if method is not None and campaign is not None:
+            from campaign.campaign_file import seed_kind
+
+            _check_method(method, seed_kind(campaign))
         options["policy"] = policy.with_overrides(
             method=method, min_margin=min_margin, judge_fallback=judge_fallback
         )
@@ -80,3 +84,11 @@ class ExportOptions:
             options.setdefault("language", campaign.language)
             options.setdefault("license", license if isinstance(license, str) and license else "other")
         return cls(**options)
+
+
+def _check_method(method: str, kind: str) -> None:
+    """Refuse a consensus method that the campaign's template would ignore."""
+    valid = [name for name, section in METHOD_SECTIONS.items() if section == kind]
+    if METHOD_SECTIONS.get(method) != kind:
+        msg = f"--method {method} does not apply to a {kind} campaign; use one of {', '.join(valid)}."
+        raise UsageError(msg)

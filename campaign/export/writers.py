@@ -265,5 +265,12 @@ def push_to_hub(
             raise AuthenticationFailed(msg) from None
         msg = f"Could not push to the Hub repo {repo_id}: {exc}. The export folder is intact at {folder}."
         raise ConnectionFailed(msg) from None
+    except OSError as exc:
+        # requests' and huggingface_hub's connection and offline errors are OSErrors
+        msg = (
+            f"Could not reach the Hub to push {repo_id} ({type(exc).__name__}). Check the network and "
+            f"HF_ENDPOINT, then push again; the export folder is intact at {folder}."
+        )
+        raise ConnectionFailed(msg) from None
     url = getattr(repo, "url", None) or f"https://huggingface.co/datasets/{repo_id}"
     return str(url)
