@@ -207,6 +207,8 @@ class LocalServer:
 
         saved = self.saved_options()
         database_url = options.database_url or saved.get("database_url")
+        if database_url:
+            _check_database(database_url)
         external_redis = options.redis_url or saved.get("redis_url")
         creds = self._credentials(options)
         started: dict[str, int] = {}
@@ -485,7 +487,8 @@ class LocalServer:
                 pid = started.get(name)
                 if pid and not pid_alive(pid):
                     log = self.log_dir / f"{name}.log"
-                    msg = f"The {name} process exited during start. Last lines of {log}:\n{_tail(log, 8)}"
+                    last = next((line for line in reversed(_tail(log, 20).splitlines()) if line.strip()), "")
+                    msg = f"The {name} process exited during start: {last.strip()} (see {log})."
                     raise ServerError(msg)
             if _healthy(url, api_key):
                 return
@@ -510,6 +513,28 @@ class LocalServer:
         # Children of the worker (rq work horses) share its process group.
         for name in order:
             _signal_group(pids[name], signal.SIGKILL)
+
+
+def _check_database(url: str, *, timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when the PostgreSQL of --database-url does not accept connections."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        address = (parts.hostname or "127.0.0.1", parts.port or 5432)
+    except ValueError as exc:
+        msg = f"The database URL {redact_url(url)} is malformed ({exc}). Fix --database-url."
+        raise ServerError(msg) from None
+    if not parts.scheme.startswith("postgres"):
+        return
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError as exc:
+        msg = (
+            f"Cannot reach PostgreSQL at {redact_url(url)} ({exc.strerror or type(exc).__name__}). "
+            "Start it, or fix --database-url."
+        )
+        raise ServerError(msg) from None
 
 
 def _make_private(home: Path) -> None:
