@@ -90,6 +90,7 @@ DUPLICATE_COMPLETION = "duplicate completion"
 IDENTICAL_RESPONSES = "identical responses"  # equal after whitespace normalisation; skipped by option
 INVALID_TEXT = "invalid text"
 _SLOT_SUFFIX = re.compile(r"_\d+$")
+DRIFT_CHECK_RECORDS = 20
 MODELS_LENGTH = "models do not match responses"
 # Reasons a kept row gets no judge suggestion.
 RATING_NONE = "judge rating is None"
@@ -854,9 +855,7 @@ def write_plan(
     check_existing = int(client.dataset_progress(dataset_id).get("total", 0)) > 0
     # Two requests in flight: the server writes one batch while the next is planned and checked.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for number, batch in enumerate(plan):
-            if number == 0:
-                check_dataset_fits(client, dataset_id, batch, questions)
+        for batch in plan:
             ids = [p.id for p in batch]
             present = client.existing_records(dataset_id, ids) if check_existing else {}
             fresh = [p for p in batch if p.id not in present]
@@ -911,9 +910,14 @@ def completion_of(
 
 
 def check_dataset_fits(
-    client: ArgillaClient, dataset_id: str, batch: Sequence[RecordPayload], questions: QuestionIndex
+    client: ArgillaClient, dataset_id: str, readers: Sequence[SourceReader], options: SeedOptions
 ) -> None:
-    """Refuse records whose fields or questions the dataset lacks: campaign.yaml changed after create."""
+    """Refuse to seed when the first records need fields or questions the dataset lacks (or it needs
+    fields they lack): campaign.yaml changed after 'campaign create'. Checked before anything is sent."""
+    from dataclasses import replace
+
+    batch = next(iter(plan_records(readers, replace(options, limit=DRIFT_CHECK_RECORDS))), [])
+    questions = client.question_index(dataset_id)
     fields = client.settings_items(dataset_id, "fields")
     names = {str(f["name"]) for f in fields}
     wanted = {name for payload in batch for name in payload.fields}

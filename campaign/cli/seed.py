@@ -104,7 +104,14 @@ def seed(
         campaign seed data.jsonl --map prompt=question --map responses=answer_a,answer_b
     """
     from campaign.campaign_file import load_campaign, seed_kind
-    from campaign.seed import SeedOptions, describe_plan, open_source, plan_records, write_plan
+    from campaign.seed import (
+        SeedOptions,
+        check_dataset_fits,
+        describe_plan,
+        open_source,
+        plan_records,
+        write_plan,
+    )
 
     mapping = _parse_map(maps)
     with user_errors(
@@ -136,6 +143,7 @@ def seed(
 
         client = argilla.connect()
         dataset = client.require_dataset(campaign.name, campaign.workspace)
+        check_dataset_fits(client, str(dataset["id"]), readers, options)
         plan = plan_records(readers, options)
         with Progress(
             TextColumn("[bold]Seeding[/bold]"),
