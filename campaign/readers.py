@@ -416,6 +416,32 @@ def _json_row(line: str, path: Path, number: int) -> Row:
     return row
 
 
+def _check_hub_reachable(repo_id: str, *, timeout: float = 10.0) -> None:
+    """Fail at once when the Hub's host refuses connections, instead of after a minute of retries."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false"):
+        return  # offline mode reads the local cache
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY")):
+        return  # only the proxy knows whether the Hub is reachable
+    from huggingface_hub import constants
+
+    from campaign.config import redact_url
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        msg = (
+            f"Could not reach the Hub at {redact_url(constants.ENDPOINT)} for {repo_id!r} "
+            f"({exc.strerror or type(exc).__name__}). Check the network and HF_ENDPOINT, "
+            "or download the dataset first."
+        )
+        raise InputError(msg) from None
+
+
 def _open_hub(
     repo_id: str, *, config: str | None, split: str | None, loader: Callable[..., Any] | None
 ) -> SourceReader:
@@ -423,6 +449,7 @@ def _open_hub(
     if loader is None:
         from datasets import load_dataset
 
+        _check_hub_reachable(repo_id)
         loader = load_dataset
     split = split or "train"
     token = os.environ.get("HF_TOKEN") or None
