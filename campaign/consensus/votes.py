@@ -36,12 +36,13 @@ SUGGESTION_COLUMNS = [c for c in SUGGESTIONS_SCHEMA if c != "score"]
 class Inputs:
     """The records of a consolidation, their slots, and the votes each judged record is decided on."""
 
-    # rid (numbers the records), record_id, prompt_id, round, template, prompt, n_slots, source ('human', 'judge', or null when the
-    # record is dropped before any decision), reason (why it is dropped), n_annotators (+ annotators)
+    # rid (numbers the records in the exports' order), record_id, prompt_id, round, template (an enum),
+    # prompt, n_slots, source ('human', 'judge', or null when the record is dropped before any decision),
+    # reason (why it is dropped), n_annotators (+ annotators)
     records: pl.DataFrame
     slots: pl.DataFrame  # rid, slot, response, model: one row per response of a record
-    # rid, template, voter, slot, value: one vote per voter and slot (which may not be one of the record's
-    # responses), from the source that judges the record
+    # rid, template, voter (categorical), slot, value: one vote per voter and slot (which may not be one of
+    # the record's responses), from the source that judges the record
     votes: pl.DataFrame
     annotators: bool  # whether examples carry the sorted list of their voters
 
@@ -192,11 +193,12 @@ def _read_votes(frame: pl.DataFrame, counts: pl.Expr, recs: pl.DataFrame, who: s
     # Categorical: voters are few, so they are grouped and joined on as numbers (and still sort by name).
     voter = pl.when(nameless).then(pl.lit("judge")).otherwise(who).cast(pl.Categorical())
     keys = ["rid", "counted_slot", "voter"]
+    # The join keeps the rows' order: of two rows alike in question, slot and voter, the later one wins.
     votes = (
         frame.lazy()
         .filter(counts)
         .with_columns(key=RECORD_KEY)
-        .join(recs.lazy().select("key", "rid", "template"), on="key", how="inner")
+        .join(recs.lazy().select("key", "rid", "template"), on="key", how="inner", maintain_order="left")
         .select("rid", "template", "question", "slot", who, counted_slot=slot, counted=value, voter=voter)
         .filter(pl.col("counted_slot").is_not_null() & pl.col("counted").is_not_null())
         .with_columns(repeated=pl.len().over(keys) > 1)
