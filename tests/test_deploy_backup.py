@@ -258,7 +258,7 @@ def test_an_answer_backed_up_survives_sigkill_and_an_empty_data_dir(tmp_path: Pa
         api(second.url, OWNER_API_KEY, "PUT", f"/records/{record_id}", json={"metadata": {"seen": "yes"}})
         assert stop_foreground(second) == 0
         new = set(LocalFolderStore(store_dir).names()) - before
-        assert len(new) == 1
+        assert len(new) == 1, f"{before=} {new=} {read_state(second_home)}\n{second.text()[-4000:]}"
     finally:
         stop_foreground(second)
     for path in store_dir.rglob("*"):

@@ -200,7 +200,10 @@ def run_foreground(
             local.extra_env["ARGILLA_AUTH_SECRET_KEY"] = session_secret(creds["api_key"])
             status = local.start(options, timeout=timeout)
         except StopRequested:
+            # The server may have answered requests before it was reported healthy: copy what they wrote.
             log.info("Stopped during start.")
+            if backups is not None:
+                backups.final()
             return 0
         starting = False
         log.info("Argilla is running at %s (home %s).", status.url, local.home)
@@ -217,12 +220,11 @@ def run_foreground(
                 backups.tick()
         if exit_code == 0:
             log.info("Stopping on signal.")
+        local._stop_processes({name: pid for name, pid in children.items() if pid_alive(pid)})
+        local._clean_stale_runtime()
+        # Once the server has stopped, no answer can arrive after the copy.
         if backups is not None:
             backups.final()
-        # Redis last, once nothing uses it (the worker logs a traceback when Redis goes first).
-        for group in (("server", "worker"), ("redis",)):
-            local._stop_processes({n: p for n, p in children.items() if n in group and pid_alive(p)})
-        local._clean_stale_runtime()
         return exit_code
     finally:
         for sig, handler in previous.items():

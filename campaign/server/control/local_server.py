@@ -497,21 +497,22 @@ class LocalServer:
         raise ServerError(msg)
 
     def _stop_processes(self, pids: dict[str, int], *, timeout: float = 20.0) -> None:
-        # Server and worker first, so that nothing talks to redis while it goes away.
-        order = [n for n in ("server", "worker", "redis") if n in pids]
-        for name in order:
-            _signal_group(pids[name], signal.SIGTERM)
+        # Server and worker first, then redis: nothing may talk to redis while it goes away.
         deadline = time.monotonic() + timeout
-        for name in order:
-            while pid_alive(pids[name]) and time.monotonic() < deadline:
+        for group in (("server", "worker"), ("redis",)):
+            names = [name for name in group if name in pids]
+            for name in names:
+                _signal_group(pids[name], signal.SIGTERM)
+            for name in names:
+                while pid_alive(pids[name]) and time.monotonic() < deadline:
+                    _reap(pids[name])
+                    time.sleep(0.1)
+                if pid_alive(pids[name]):
+                    _signal_group(pids[name], signal.SIGKILL)
                 _reap(pids[name])
-                time.sleep(0.1)
-            if pid_alive(pids[name]):
-                _signal_group(pids[name], signal.SIGKILL)
-            _reap(pids[name])
-            self._pid_file(name).unlink(missing_ok=True)
+                self._pid_file(name).unlink(missing_ok=True)
         # Children of the worker (rq work horses) share its process group.
-        for name in order:
+        for name in pids:
             _signal_group(pids[name], signal.SIGKILL)
 
 
