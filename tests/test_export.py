@@ -522,3 +522,43 @@ def test_plain_strings_match_arrows_cast_for_slices_and_nulls():
     # An arrow slice (a chunk whose offsets and validity start past 0).
     sliced = pa.table({"text": pa.array(["a", None, "bb", "ccc"], type=pa.large_string()).slice(1, 3)})
     assert writers._plain_table(sliced).equals(sliced.cast(pa.schema([pa.field("text", pa.string())])))
+
+
+def _python_lines(markdown: str, *, needle: str) -> str:
+    """The lines of the first ```python block holding `needle` that import or call `datasets`."""
+    for block in markdown.split("```python\n")[1:]:
+        code = block.split("```", 1)[0]
+        if needle in code:
+            return "\n".join(
+                line for line in code.splitlines() if "datasets" in line or "load_dataset(" in line
+            )
+    raise AssertionError(f"no python block with {needle!r}")
+
+
+def test_an_empty_split_is_left_out_of_disk_manifest_and_card_alike(tmp_path, monkeypatch):
+    # Four prompts with test_size 0.01: every prompt lands in train, so every test split is empty.
+    out = tmp_path / "dutch-dpo-v1"
+    export_snapshot(rating_campaign(4), out, ExportOptions(formats="all", test_size=0.01))
+    manifest = json.loads((out / "manifest.json").read_text())
+    header = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*.parquet")}
+    in_manifest = {f["path"] for spec in manifest["formats"].values() for f in spec["files"].values()}
+    in_card = {entry["path"] for cfg in header["configs"] for entry in cfg["data_files"]}
+    assert (
+        on_disk == in_manifest == in_card == {"dpo/train.parquet", "orpo/train.parquet", "kto/train.parquet"}
+    )
+    assert "has no file" in (out / "README.md").read_text()
+    cache = str(tmp_path / "hf-cache")
+    monkeypatch.setenv("HF_DATASETS_CACHE", cache)
+    # The project README's snippet, typed next to the export folder of its step-by-step section.
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    loaded: dict = {}
+    exec(_python_lines(readme, needle="load_dataset"), loaded)  # the README's own lines
+    assert set(loaded["dpo"]) == {"train"} and loaded["dpo"]["train"].num_rows > 0
+    # The card's own snippet, run from the export folder, loads every config.
+    monkeypatch.chdir(out)
+    loaded = {}
+    exec(_python_lines((out / "README.md").read_text(), needle="load_dataset"), loaded)
+    for fmt in ("dpo", "orpo", "kto"):
+        assert set(loaded[fmt]) == {"train"} and loaded[fmt]["train"].num_rows > 0

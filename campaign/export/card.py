@@ -161,6 +161,12 @@ def render_card(
             ]
         )
     parts.append(_table(count_rows, ["config", "train", "test", "kept", "mean agreement"]) + "\n")
+    if any(set(spec["files"]) != set(spec.get("splits") or spec["files"]) for spec in formats.values()):
+        # `datasets` cannot load a split of zero rows, so an empty split is left out everywhere alike.
+        parts.append(
+            "A split with no rows has no file and is not in `configs`: "
+            '`load_dataset` then returns the other split alone (check `"test" in dataset`).\n'
+        )
     parts.append("### Dropped, by reason\n")
     drop_rows = [[fmt, reason, n] for fmt, spec in formats.items() for reason, n in spec["dropped"].items()]
     parts.append(
