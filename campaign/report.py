@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from campaign.agreement import NOT_ENOUGH_DATA, CampaignAgreement, Statistic, campaign_agreement
 from campaign.errors import InputError
@@ -39,6 +39,9 @@ from campaign.progress import (
     resolve_min_submitted,
 )
 from campaign.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from campaign.history import HistoryEntry
 
 SCHEMA_VERSION = 1
 BAR_WIDTH = 20
@@ -817,8 +820,16 @@ _OVER_TIME_LEGEND = (
 )
 
 
-def render_html(report: Report) -> str:
-    """The report as one self-contained HTML page: inline CSS and SVG charts, no network needed."""
+def render_html(report: Report, *, history: Sequence[HistoryEntry] = ()) -> str:
+    """The report as one self-contained HTML page: inline CSS and SVG charts, no network needed.
+
+    With a progress history (campaign.history), "progress over time" and "submissions per day" are drawn
+    from its lines, from the first sync on; without one, from the snapshot's syncs and velocity window.
+    """
+    from campaign.history import daily_submissions, progress_points
+
+    over_time = progress_points(history) if history else report.progress.over_time
+    daily = daily_submissions(history) if history else report.progress.velocity.daily
     head = _opening(report)
     progress, snap = report.progress, report.snapshot
     subtitle = " · ".join(
@@ -854,8 +865,8 @@ def render_html(report: Report) -> str:
 <p>{_h(head.completed)} of {_h(head.records)} records have at least
 {_h(head.min_submitted)} submitted responses ({_h(head.percent)}).</p>
 </section>
-<section><h2>Progress over time</h2>{_OVER_TIME_LEGEND}{svg_progress_over_time(progress.over_time)}</section>
-<section><h2>Submissions per day</h2>{svg_daily(progress.velocity.daily)}</section>
+<section><h2>Progress over time</h2>{_OVER_TIME_LEGEND}{svg_progress_over_time(over_time)}</section>
+<section><h2>Submissions per day</h2>{svg_daily(daily)}</section>
 <section><h2>Annotator leaderboard</h2>{_LEGEND}{svg_leaderboard(progress.annotators)}{leaderboard}</section>
 {_html_agreement(report.agreement)}
 {_html_rounds(progress.rounds)}

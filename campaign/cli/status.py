@@ -70,7 +70,7 @@ def status(
     while True:
         report, sync_result = _report(campaign_dir, sync=not no_sync, quiet=as_json or markdown)
         if html_path is not None:
-            _write_html(html_path, report)
+            _write_html(html_path, report, campaign_dir)
             note(f"Wrote {html_path}")
         if as_json:
             sync = sync_result.to_dict() if sync_result is not None else None
@@ -114,6 +114,10 @@ def _report(campaign_dir: Path, *, sync: bool, quiet: bool) -> tuple[Report, Syn
         else:
             snapshot = load_snapshot(directory)
         report = build_report(snapshot)
+        if sync:
+            from campaign.history import record_sync
+
+            record_sync(directory, report, language=campaign.language)
     totals = report.progress.totals
     if totals.records == 0:
         note("The dataset has no records yet. Seed it with 'campaign seed SOURCE'.")
@@ -142,15 +146,18 @@ def _check_html(path: Path) -> Path:
         )
 
 
-def _write_html(path: Path, report: Report) -> None:
-    """Write the HTML report atomically, then remove what killed runs left beside it."""
+def _write_html(path: Path, report: Report, campaign_dir: Path) -> None:
+    """Write the HTML report (its charts from the campaign's history) atomically, then clean up beside it."""
+    from campaign.campaign_file import load_campaign
     from campaign.destinations import cannot_write, remove_leftovers, write_file
+    from campaign.history import history_path, read_history
     from campaign.report import render_html
 
     target = _check_html(path)
     with user_errors():
+        history = read_history(history_path(load_campaign(campaign_dir).directory))
         try:
-            write_file(target, render_html(report))
+            write_file(target, render_html(report, history=history))
         except OSError as exc:
             raise cannot_write(target, exc, option="--html") from None
     remove_leftovers(target)
