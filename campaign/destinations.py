@@ -4,7 +4,9 @@ The rules every writer follows (export, backup, status --html, the passwords fil
 - A destination is never the campaign folder (one holding campaign.yaml), a folder holding it, or the
   current folder or one above it.
 - An existing folder is replaced only if it is empty or was written by the same command (recognised by
-  its manifest), and then only with --overwrite; anything else is refused, naming what it holds.
+  its manifest), and then only with --overwrite; anything else is refused, naming what it holds. A folder
+  that already holds the very content asked for (same source, same options) is left as it is: running
+  the same command again succeeds and changes nothing.
 - An existing file is replaced only if it is empty or was written by the same command.
 - The new content is built beside the destination, under `.{name}.{stage}-{pid}-{random}`, and renamed
   into place in one step: a killed run leaves the old content or the new one, never a mix. The next run
@@ -39,10 +41,12 @@ def check_folder(
     ours: Callable[[Path], bool],
     overwrite: bool,
     option: str = "--out",
+    same: Callable[[Path], bool] | None = None,
 ) -> Path:
-    """The absolute folder `out`, once it is safe to write there: new, empty, or (with overwrite) ours.
+    """The absolute folder `out`, once it is safe to write there: new, empty, (with overwrite) ours, or same.
 
-    `what` names the content for messages ("an export"); `ours(folder)` recognises it by its manifest.
+    `what` names the content for messages ("an export"); `ours(folder)` recognises it by its manifest, and
+    `same(folder)`, when given, whether it already holds what is asked for (then it is not to be written).
     """
     path = _absolute(out)
     _check_place(path, option=option)
@@ -61,9 +65,13 @@ def check_folder(
             f"nothing was replaced. Choose a new or empty folder for {option}."
         )
         raise UsageError(msg)
+    if same is not None and same(path):
+        return path
     if not overwrite:
+        made = "" if same is None else " made from another snapshot or with other options"
         msg = (
-            f"{path} exists and is not empty (it holds {what}); choose another {option} or pass --overwrite."
+            f"{path} exists and is not empty (it holds {what}{made}); "
+            f"pass --overwrite to replace it, or choose another {option}."
         )
         raise UsageError(msg)
     return path

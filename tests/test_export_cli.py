@@ -129,12 +129,27 @@ def test_round_and_rounds_conflict(campaign_dir, tmp_path):
     assert result.exit_code == 2 and "not both" in result.stderr
 
 
-def test_existing_folder_needs_overwrite(campaign_dir, tmp_path):
+def test_the_same_export_again_is_unchanged_and_another_needs_overwrite(campaign_dir, tmp_path):
     out = tmp_path / "o"
-    assert run("--campaign", str(campaign_dir), "--out", str(out)).exit_code == 0
+    first = run("--campaign", str(campaign_dir), "--out", str(out))
+    assert first.exit_code == 0, first.stderr
+    written = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    # The same snapshot and options into the same folder: success, and nothing is touched.
     again = run("--campaign", str(campaign_dir), "--out", str(out))
-    assert again.exit_code == 2 and "--overwrite" in again.stderr
-    assert run("--campaign", str(campaign_dir), "--out", str(out), "--overwrite").exit_code == 0
+    assert again.exit_code == 0, again.stderr
+    assert "unchanged" in again.stderr and again.stdout.strip() == str(out)
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == written
+    assert json.loads(run("--campaign", str(campaign_dir), "--out", str(out), "--json").stdout)["unchanged"]
+    # Another export (other options) into it is refused before any work, saying why and what to pass.
+    other = run("--campaign", str(campaign_dir), "--out", str(out), "--seed", "7")
+    assert other.exit_code == 2 and "--overwrite" in other.stderr and "other options" in other.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == {
+        p: b for p, (b, _) in written.items()
+    }
+    replaced = run("--campaign", str(campaign_dir), "--out", str(out), "--seed", "7", "--overwrite")
+    assert replaced.exit_code == 0 and "unchanged" not in replaced.stderr
+    assert json.loads((out / "manifest.json").read_text())["options"]["seed"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camp", "o"]
 
 
 def test_chat_and_system_prompt(campaign_dir, tmp_path):
@@ -353,3 +368,6 @@ def test_export_syncs_first_and_keeps_binary_labels(server, tmp_path):
     offline, rows, err = export("offline", "--no-sync")
     assert offline["snapshot_id"] == second["snapshot_id"] and offline["sync"] is None and len(rows) == 8
     assert "--no-sync" in err
+    # Exported again after a new sync of the same server content: the same snapshot, so nothing changes.
+    again, _, err = export("second")
+    assert again["snapshot_id"] == second["snapshot_id"] and again["unchanged"] and "unchanged" in err

@@ -58,7 +58,11 @@ METHODS = ("mean", "median", "borda", "mean_rank", "majority", "unanimous")
 )
 @click.option("--push-to-hub", "hub_repo", metavar="REPO", help="Also push to this Hub dataset repo.")
 @click.option("--public", is_flag=True, help="Make the Hub repo public (it is private by default).")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier, different export in --out (the same export again needs no flag: it is left unchanged).",
+)
 @click.option(
     "--sync/--no-sync",
     default=True,
@@ -147,6 +151,8 @@ def export(
             f"Synced ({done.mode}): {done.n_records} records, {done.n_responses} responses in {done.seconds:.1f}s."
         )
     note(_snapshot_line(exported.snapshot_id, summary["synced_at"], age, synced=exported.sync is not None))
+    if result.unchanged:
+        note(f"{result.path} already holds this export (same snapshot and options): unchanged.")
     if as_json:
         print_json(summary)
         return

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from campaign.errors import UsageError
-from campaign.export.build import ExportResult, FormatExport, build_export
+from campaign.export.build import ExportResult, FormatExport, build_export, config_hash
 from campaign.export.card import card_agreement, kto_weights, render_card
 from campaign.export.current import CampaignExport, export_campaign
 from campaign.export.formats import FORMATS, to_format, validate_rows
 from campaign.export.options import ExportOptions, resolve_formats
 from campaign.export.splits import split_by_prompt
-from campaign.export.writers import check_export_folder, push_to_hub, write_export
+from campaign.export.writers import check_export_folder, export_id, push_to_hub, write_export
 from campaign.snapshot import Snapshot
 
 __all__ = [
@@ -58,7 +58,17 @@ def export_snapshot(
         msg = "Say where the export goes: --out DIR, --push-to-hub REPO, or both."
         raise UsageError(msg)
     if out is not None:
-        check_export_folder(out, overwrite=options.overwrite)  # before any work: a refusal costs nothing
+        # Before any work, so that a refusal costs nothing.
+        wanted = export_id(
+            snapshot.snapshot_id,
+            config_hash(snapshot, options),
+            jsonl=jsonl,
+            repo_id=hub_repo,
+            name=options.name,
+            language=options.language,
+            license=options.license,
+        )
+        check_export_folder(out, overwrite=options.overwrite, export_id=wanted)
     notes: tuple[str, ...] = ()
     if agreement is None:
         agreement, left_out = card_agreement(snapshot)

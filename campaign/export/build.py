@@ -65,6 +65,8 @@ class ExportResult:
     info: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
     hub_url: str | None = None
+    # True when `path` already held this very export (same snapshot and options) and was left as it was.
+    unchanged: bool = False
     # Things the caller should tell the user, e.g. why the card has no agreement.
     notes: tuple[str, ...] = ()
 
@@ -73,6 +75,7 @@ class ExportResult:
         return {
             "path": self.path,
             "hub_url": self.hub_url,
+            "unchanged": self.unchanged,
             "snapshot_id": self.snapshot_meta.get("snapshot_id"),
             "config_hash": self.config_hash,
             "rounds": self.rounds,
@@ -91,6 +94,31 @@ def _rounds(records: pl.DataFrame, rounds: Sequence[int] | None) -> list[int]:
         msg = f"Round(s) {', '.join(str(r) for r in missing)} not in the snapshot (rounds: {have})."
         raise UsageError(msg)
     return sorted(set(rounds))
+
+
+def _recorded(options: ExportOptions, covered: list[int]) -> dict[str, Any]:
+    """What the manifest records of the options and the config hash covers."""
+    return {
+        "formats": list(options.formats),
+        "rounds": "all" if options.rounds is None else covered,
+        "chat": options.chat,
+        "system_prompt": options.system_prompt,
+        "test_size": options.test_size,
+        "seed": options.seed,
+        "annotators": options.annotators,
+    }
+
+
+def _config_hash(options: ExportOptions, recorded: Mapping[str, Any]) -> str:
+    policy = options.policy.model_dump(mode="json")
+    return hashlib.sha256(
+        json.dumps({"policy": policy, "options": recorded}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+
+
+def config_hash(snapshot: Snapshot, options: ExportOptions) -> str:
+    """The config hash `build_export` gives these options on this snapshot, without building anything."""
+    return _config_hash(options, _recorded(options, _rounds(snapshot.records, options.rounds)))
 
 
 def _salt(meta: Mapping[str, Any]) -> str:
@@ -178,19 +206,7 @@ def build_export(
         policy_data["exclude_annotators"] = sorted(
             pseudonym(user, salt=salt) for user in policy_data["exclude_annotators"]
         )
-    # What the manifest records and the config hash covers.
-    recorded = {
-        "formats": names,
-        "rounds": "all" if rounds is None else covered,
-        "chat": chat,
-        "system_prompt": system_prompt,
-        "test_size": test_size,
-        "seed": seed,
-        "annotators": annotators,
-    }
-    config_hash = hashlib.sha256(
-        json.dumps({"policy": policy.model_dump(mode="json"), "options": recorded}, sort_keys=True).encode()
-    ).hexdigest()[:16]
+    recorded = _recorded(options, covered)
     info = {
         "name": options.name,
         "language": options.language,
@@ -204,6 +220,6 @@ def build_export(
         policy=policy_data,
         options=recorded,
         rounds=covered,
-        config_hash=config_hash,
+        config_hash=_config_hash(options, recorded),
         info=info,
     )

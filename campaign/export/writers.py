@@ -118,7 +118,43 @@ def write_frame(frame: pl.DataFrame, path: Path, *, jsonl: bool = False) -> None
         frame.write_ndjson(path.with_suffix(".jsonl"))
 
 
-def build_manifest(result: ExportResult, files: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+def export_id(
+    snapshot_id: str,
+    config_hash: str,
+    *,
+    jsonl: bool,
+    repo_id: str | None,
+    name: str | None,
+    language: str | None,
+    license: str | None,
+) -> str:
+    """What makes two exports the same folder: the snapshot, the options and what the card shows."""
+    parts = {
+        "snapshot_id": snapshot_id,
+        "config_hash": config_hash,
+        "jsonl": jsonl,
+        "repo_id": repo_id,
+        "card": [name, language, license],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _result_id(result: ExportResult, *, jsonl: bool, repo_id: str | None) -> str:
+    info = result.info
+    return export_id(
+        str(result.snapshot_meta.get("snapshot_id") or ""),
+        result.config_hash,
+        jsonl=jsonl,
+        repo_id=repo_id,
+        name=info.get("name"),
+        language=info.get("language"),
+        license=info.get("license"),
+    )
+
+
+def build_manifest(
+    result: ExportResult, files: dict[str, dict[str, dict[str, Any]]], *, export_id: str
+) -> dict[str, Any]:
     """What the folder holds and how it was made; no timestamps but the snapshot's own."""
     meta = result.snapshot_meta
     formats = {}
@@ -128,6 +164,7 @@ def build_manifest(result: ExportResult, files: dict[str, dict[str, dict[str, An
         formats[name] = summary
     return {
         "campaign": result.info.get("name"),
+        "export_id": export_id,
         "snapshot": {
             "snapshot_id": meta.get("snapshot_id"),
             "synced_at": meta.get("synced_at"),
@@ -146,21 +183,34 @@ def build_manifest(result: ExportResult, files: dict[str, dict[str, dict[str, An
     }
 
 
-def is_export(folder: Path) -> bool:
-    """Whether `folder` holds an export this package wrote (recognised by its manifest)."""
+def _manifest(folder: Path) -> dict[str, Any]:
+    """`folder`'s manifest, or {} when it has none that reads as one."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and {"snapshot", "formats", "config_hash"} <= manifest.keys()
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
-def check_export_folder(out: Path | str, *, overwrite: bool) -> Path:
-    """The absolute export folder, once it is new, empty, or (with `overwrite`) an earlier export."""
-    return check_folder(out, what="an export", ours=is_export, overwrite=overwrite)
+def is_export(folder: Path) -> bool:
+    """Whether `folder` holds an export this package wrote (recognised by its manifest)."""
+    return {"snapshot", "formats", "config_hash"} <= _manifest(folder).keys()
 
 
-def _fill(folder: Path, result: ExportResult, *, jsonl: bool, repo_id: str | None) -> dict[str, Any]:
+def _holds(folder: Path, wanted: str) -> bool:
+    """Whether `folder`'s manifest names the export `wanted` (an `export_id`)."""
+    return _manifest(folder).get("export_id") == wanted
+
+
+def check_export_folder(out: Path | str, *, overwrite: bool, export_id: str | None = None) -> Path:
+    """The absolute export folder, once it is new, empty, the export `export_id`, or (with `overwrite`) an export."""
+    same = None if export_id is None else (lambda folder: _holds(folder, export_id))
+    return check_folder(out, what="an export", ours=is_export, overwrite=overwrite, same=same)
+
+
+def _fill(
+    folder: Path, result: ExportResult, *, jsonl: bool, repo_id: str | None, export_id: str
+) -> dict[str, Any]:
     """Write data files, manifest and card into `folder`; return the manifest."""
     files: dict[str, dict[str, dict[str, Any]]] = {}
     jobs: list[tuple[str, str, pl.DataFrame]] = []
@@ -181,7 +231,7 @@ def _fill(folder: Path, result: ExportResult, *, jsonl: bool, repo_id: str | Non
         futures = {job[:2]: pool.submit(write, job) for job in sorted(jobs, key=lambda j: -j[2].height)}
         for name, split, _ in jobs:
             files[name][split] = futures[name, split].result()
-    manifest = build_manifest(result, files)
+    manifest = build_manifest(result, files, export_id=export_id)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     card = render_card(
         manifest,
@@ -202,15 +252,22 @@ def write_export(
     jsonl: bool = False,
     repo_id: str | None = None,
 ) -> ExportResult:
-    """Write the export folder atomically: on any failure nothing is left at `out` that was not there."""
-    out = check_export_folder(out, overwrite=overwrite)
+    """Write the export folder atomically: on any failure nothing is left at `out` that was not there.
+
+    A folder that already holds this export (same snapshot, options and card) is left as it is.
+    """
+    wanted = _result_id(result, jsonl=jsonl, repo_id=repo_id)
+    out = check_export_folder(out, overwrite=overwrite, export_id=wanted)
+    if _holds(out, wanted):
+        remove_leftovers(out)
+        return replace(result, path=str(out), unchanged=True)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = staging_path(out, "tmp")
     except OSError as exc:
         raise cannot_write(out, exc) from None
     try:
-        _fill(staging, result, jsonl=jsonl, repo_id=repo_id)
+        _fill(staging, result, jsonl=jsonl, repo_id=repo_id, export_id=wanted)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700; an export folder is meant to be shared
         replace_folder(staging, out)
     except OSError as exc:
