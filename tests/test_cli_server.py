@@ -193,11 +193,25 @@ def test_credentials_file_is_private_and_complete(started: dict[str, Any]) -> No
     assert me.status_code == 200 and me.json()["username"] == creds["username"]
 
 
-def test_start_while_already_running(started: dict[str, Any]) -> None:
-    home = started["home"]
+def test_start_while_already_running_with_the_same_options_is_success(started: dict[str, Any]) -> None:
+    home, port = started["home"], started["port"]
     before = LocalServer(home).pids()
-    result = campaign("server", "start", "--home", str(home), "--port", str(free_port()))
+    result = campaign("server", "start", "--home", str(home), "--port", str(port))
+    assert result.returncode == 0, result.stderr
+    assert f"already running at http://127.0.0.1:{port}" in result.stdout
+    as_json = campaign("server", "start", "--home", str(home), "--port", str(port), "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["url"] == f"http://127.0.0.1:{port}"
+    assert LocalServer(home).pids() == before
+
+
+def test_start_while_already_running_with_other_options_names_them(started: dict[str, Any]) -> None:
+    home, port = started["home"], started["port"]
+    before = LocalServer(home).pids()
+    other = free_port()
+    result = campaign("server", "start", "--home", str(home), "--port", str(other), "--workers", "2")
     assert_one_line_failure(result, "already running")
+    assert f"port {port} (asked {other})" in result.stderr and "workers 1 (asked 2)" in result.stderr
+    assert "no-speedups" not in result.stderr
     assert LocalServer(home).pids() == before
     assert LocalServer(home).status().healthy
 

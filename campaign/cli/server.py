@@ -80,6 +80,9 @@ def start(
 ) -> None:
     """Start the local server and wait until it is healthy.
 
+    If it is already running with these options, this prints its URL and succeeds; with other options
+    it says which differ and exits 1 (stop it first).
+
     The first start creates the database and an owner account with a random password and API key,
     stored in a credentials file (mode 0600) that every other command finds on its own.
 
@@ -106,6 +109,9 @@ def start(
     status = local.start(options, timeout=timeout)
     if as_json:
         print_json(status.to_dict())
+        return
+    if status.already_running:
+        stdout.print(f"[green]Argilla is already running[/green] at {escape(status.url or '-')}")
         return
     stdout.print(f"[green]Argilla is running[/green] at {status.url}")
     stdout.print(f"  Log in as the owner with the username and password in {status.credentials_file}")

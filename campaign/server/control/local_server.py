@@ -72,6 +72,8 @@ class ServerStatus:
     redis_url: str | None = None
     speedups: bool | None = None
     stale: list[str] = field(default_factory=list)
+    # True when `start` found the server already running with the options asked for.
+    already_running: bool = False
     # Copies of the database in a store (the container mode): the last good one, when, and the last failure.
     last_backup: str | None = None
     last_backup_at: float | None = None
@@ -188,11 +190,19 @@ class LocalServer:
         options = options or ServerOptions()
         running = {name: pid for name, pid in self.pids().items() if pid}
         if running.get("server"):
-            msg = (
-                f"The local server is already running at {self.url()} (pid {running['server']}). "
-                "Run 'campaign server stop' first, or 'campaign server status' to inspect it."
-            )
-            raise ServerError(msg)
+            # Starting what runs as asked is done already; asking for something else needs a stop first.
+            saved = self.saved_options()
+            differ = _differences(options, saved)
+            if differ:
+                msg = (
+                    f"The local server is already running at {self.url(saved)} (pid {running['server']}) "
+                    f"with other options: {'; '.join(differ)}. Run 'campaign server stop' first to start "
+                    "it with these."
+                )
+                raise ServerError(msg)
+            status = self.status()
+            status.already_running = True
+            return status
         if running:
             # Left over from a crash of the server process: stop the rest before starting anew.
             self._stop_processes(running)
@@ -244,6 +254,7 @@ class LocalServer:
             "database_url": options.database_url or saved.get("database_url"),
             "redis_url": external_redis,
             "speedups": options.speedups,
+            "workers": options.workers,
         }
         write_private_json(self.settings_file, record)
         return self.status()
@@ -514,6 +525,41 @@ class LocalServer:
         # Children of the worker (rq work horses) share its process group.
         for name in pids:
             _signal_group(pids[name], signal.SIGKILL)
+
+
+def _differences(options: ServerOptions, saved: dict[str, Any]) -> list[str]:
+    """How `options` differ from those the running server was started with, e.g. 'port 6901 (asked 6900)'.
+
+    A database or Redis URL not given means the running one; URLs are shown redacted.
+    """
+    running = {
+        "host": saved.get("host", "127.0.0.1"),
+        "port": saved.get("port"),
+        "workers": saved.get("workers", 1),  # starts before workers were recorded ran one
+        "speedups": saved.get("speedups", True),
+        "database-url": saved.get("database_url"),
+        "redis-url": saved.get("redis_url"),
+    }
+    asked = {
+        "host": options.host,
+        "port": options.port,
+        "workers": options.workers,
+        "speedups": options.speedups,
+        "database-url": options.database_url or running["database-url"],
+        "redis-url": options.redis_url or running["redis-url"],
+    }
+    differ = []
+    for name, value in asked.items():
+        now = running[name]
+        if value == now:
+            continue
+        if name == "speedups":
+            differ.append("speedups on (asked --no-speedups)" if now else "--no-speedups (asked speedups on)")
+            continue
+        if name.endswith("-url"):
+            now, value = (redact_url(v) if v else "the default" for v in (now, value))
+        differ.append(f"{name} {now} (asked {value})")
+    return differ
 
 
 def _check_database(url: str, *, timeout: float = 5.0) -> None:
